@@ -1,0 +1,42 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Layers, bottom to top: formats (bytes on disk, no BLAS) → model (configs, names,
+// tokenizers) → compute (kernels, streaming executor) → surgery → emit (writers,
+// manifest) → the CLI, a thin shell over the library.
+let package = Package(
+    name: "ckpt-surgeon",
+    products: [
+        .executable(name: "ckpt-surgeon", targets: ["CkptSurgeonCLI"]),
+        .library(name: "SurgeonFormats", targets: ["SurgeonFormats"]),
+        .library(name: "SurgeonModel", targets: ["SurgeonModel"]),
+        .library(name: "SurgeonEmit", targets: ["SurgeonEmit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash",
+                       providers: [.apt(["libxxhash-dev"])]),
+
+        .target(name: "CPlatform"),
+
+        .target(name: "SurgeonFormats", dependencies: ["CXXHash", "CPlatform"]),
+        .target(name: "SurgeonModel", dependencies: ["SurgeonFormats"]),
+        .target(name: "SurgeonEmit", dependencies: ["SurgeonFormats", "SurgeonModel"]),
+        .executableTarget(
+            name: "CkptSurgeonCLI",
+            dependencies: [
+                "SurgeonFormats", "SurgeonModel", "SurgeonEmit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "SurgeonFormatsTests", dependencies: ["SurgeonFormats"]),
+        .testTarget(name: "SurgeonModelTests", dependencies: ["SurgeonModel"]),
+        .testTarget(name: "SurgeonEmitTests", dependencies: ["SurgeonEmit"]),
+    ]
+)

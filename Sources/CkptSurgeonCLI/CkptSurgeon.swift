@@ -1,0 +1,22 @@
+import ArgumentParser
+
+@main
+struct CkptSurgeon: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "ckpt-surgeon",
+        abstract: "Convert, inspect and prune LLM checkpoints on a CPU, without loading them whole.",
+        discussion: """
+        MODEL is a Hugging Face folder (config.json, *.safetensors, tokenizer.json), a \
+        .safetensors file with config.json beside it, or a .gguf file. Inputs are memory-mapped \
+        and never modified; outputs are written under a temporary name and renamed into place.
+
+        Examples:
+          ckpt-surgeon inspect SmolLM2-135M-Instruct.Q4_1.gguf
+          ckpt-surgeon convert SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2-hf
+          ckpt-surgeon convert smollm2-hf -o smollm2.f16.gguf --to gguf --dtype f16
+        """,
+        version: version,
+        subcommands: [InspectCommand.self, ConvertCommand.self])
+}

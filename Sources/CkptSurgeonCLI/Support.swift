@@ -1,0 +1,50 @@
+import Foundation
+import SurgeonEmit
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+}
+
+func byteText(_ n: Int) -> String { ByteSize.format(n) }
+
+func formatNumber(_ x: Double) -> String {
+    x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(describing: x)
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal and the work
+/// takes long enough to be worth watching.
+final class ProgressBar: @unchecked Sendable {
+    private let label: String
+    private let start = Date()
+    private var lastDraw = Date.distantPast
+    private let enabled = isatty(2) == 1
+    private var drawn = false
+
+    init(label: String) { self.label = label }
+
+    @Sendable func update(_ done: Int, _ total: Int) {
+        guard enabled, total > 0 else { return }
+        let now = Date()
+        guard now.timeIntervalSince(start) > 0.5, now.timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
+        lastDraw = now
+        let fraction = Double(done) / Double(total)
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let rate = Double(done) / max(now.timeIntervalSince(start), 1e-9) / 1e6
+        let line = "\r\(label) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+            + "] \(Int(fraction * 100))% \(String(format: "%.0f", rate)) MB/s"
+        FileHandle.standardError.write(Data(line.utf8))
+        drawn = true
+    }
+
+    func finish() {
+        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import SurgeonFormats
+import SurgeonModel
+
+/// Format and dtype conversion of a whole checkpoint, streaming one tensor at a time.
+public enum Converter {
+    public struct Summary: Sendable {
+        public let outputPath: String
+        public let format: OutputFormat
+        public let tensorCount: Int
+        public let bytesWritten: Int
+        public let dtypeCounts: [DType: Int]
+    }
+
+    public static func convert(_ checkpoint: Checkpoint, to path: String, format: OutputFormat, dtype: DTypeChoice,
+                               maxShardBytes: Int = 5_000_000_000, replace: Bool = false,
+                               progress: ProgressHandler? = nil) throws -> Summary {
+        try checkpoint.validate()
+        try refuseOverwritingInput(checkpoint.path, output: path)
+        let ordered = checkpoint.orderedTensors
+        var bytes = 0
+        var counts: [DType: Int] = [:]
+        switch format {
+        case .safetensors:
+            let writers = try ordered.map {
+                TensorWriter(tensor: $0, outputDType: try dtype.resolve(for: $0, in: .safetensors))
+            }
+            let writer = HFFolderWriter(checkpoint: checkpoint, writers: writers, maxShardBytes: maxShardBytes)
+            try requireSpace(writer.dataBytes, at: path)
+            try writer.write(to: path, replace: replace, progress: progress)
+            bytes = writer.dataBytes
+            for w in writers { counts[w.outputDType, default: 0] += 1 }
+        case .gguf:
+            if FileManager.default.fileExists(atPath: path) && !replace {
+                throw FormatError(.io, path: path, "already exists (pass --force to replace it)")
+            }
+            if checkpoint.config.ropeScaling?.ropeType == "llama3" {
+                warn("\(checkpoint.path): llama3 rope scaling is not written to the GGUF (no rope_freqs tensor yet)")
+            }
+            let tensors = try ordered.map { t -> (ggufName: String, writer: TensorWriter) in
+                let rows = GGUFExporter.ggufRowOrder(for: t.name, config: checkpoint.config, family: checkpoint.family)
+                let writer = TensorWriter(tensor: t, hfRowOrder: rows, outputDType: try dtype.resolve(for: t, in: .gguf))
+                return (TensorNames.gguf(fromHF: t.name) ?? t.name, writer)
+            }
+            let exporter = GGUFExporter(checkpoint: checkpoint, tensors: tensors)
+            bytes = tensors.reduce(0) { $0 + $1.writer.outputByteCount }
+            try requireSpace(bytes, at: path)
+            try exporter.write(to: path, progress: progress)
+            for t in tensors { counts[t.writer.outputDType, default: 0] += 1 }
+        }
+        return Summary(outputPath: path, format: format, tensorCount: ordered.count, bytesWritten: bytes, dtypeCounts: counts)
+    }
+
+    /// Outputs never replace their input, nor a folder that contains it.
+    public static func refuseOverwritingInput(_ input: String, output: String) throws {
+        let a = URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath().path
+        let b = URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath().path
+        if a == b || a.hasPrefix(b + "/") {
+            throw FormatError(.io, path: output, "refusing to overwrite the input \(input)")
+        }
+    }
+
+    static func requireSpace(_ bytes: Int, at path: String) throws {
+        guard let free = freeSpace(near: path) else { return }
+        let needed = bytes + (1 << 20)
+        if free < needed {
+            throw FormatError(.io, path: path,
+                              "not enough free space: the output needs \(ByteSize.format(needed)), \(ByteSize.format(free)) available")
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import SurgeonFormats
+import SurgeonModel
+
+/// Writes a checkpoint as a GGUF llama.cpp can load: `{arch}.*` hyperparameters, the
+/// tokenizer, provenance, and tensors under GGUF names with LLaMA q/k rows permuted.
+public struct GGUFExporter {
+    public let checkpoint: Checkpoint
+    public let tensors: [(ggufName: String, writer: TensorWriter)]
+    /// Extra keys (e.g. a surgery summary), appended after the standard ones.
+    public var extraMetadata: [(key: String, value: GGUFValue)] = []
+
+    public init(checkpoint: Checkpoint, tensors: [(ggufName: String, writer: TensorWriter)]) {
+        self.checkpoint = checkpoint
+        self.tensors = tensors
+    }
+
+    /// The HF row order llama.cpp expects for `name` (q/k of LLaMA-family models).
+    public static func ggufRowOrder(for name: String, config: ModelConfig, family: ModelFamily) -> [Int]? {
+        guard family.traits.ggufPermutesQK else { return nil }
+        if name.hasSuffix("self_attn.q_proj.weight") {
+            return QKPermutation.hfRowsForGGUF(heads: config.numAttentionHeads, headDim: config.headDim)
+        }
+        if name.hasSuffix("self_attn.k_proj.weight") {
+            return QKPermutation.hfRowsForGGUF(heads: config.numKeyValueHeads, headDim: config.headDim)
+        }
+        return nil
+    }
+
+    public var layout: GGUFLayout {
+        get throws {
+            GGUFLayout(metadata: try metadata(), tensors: tensors.map {
+                GGUFLayout.Entry(name: $0.ggufName, dtype: $0.writer.outputDType, shape: $0.writer.tensor.shape)
+            })
+        }
+    }
+
+    public func write(to path: String, progress: ProgressHandler? = nil) throws {
+        let layout = try self.layout
+        let out = try OutputFile(path: path)
+        try out.write(layout.headerBytes())
+        let total = tensors.reduce(0) { $0 + $1.writer.outputByteCount }
+        var done = 0
+        for (i, entry) in tensors.enumerated() {
+            try out.writeZeros(layout.padding(before: i))
+            try entry.writer.write(to: out)
+            done += entry.writer.outputByteCount
+            progress?(done, total)
+        }
+        try out.commit()
+    }
+
+    public func metadata() throws -> [(key: String, value: GGUFValue)] {
+        let c = checkpoint.config
+        let arch = checkpoint.family.traits.ggufArchitecture
+        var kv: [(key: String, value: GGUFValue)] = [
+            ("general.architecture", .string(arch)),
+            ("general.type", .string("model")),
+        ]
+        kv += provenance()
+        kv += [
+            ("\(arch).block_count", .uint32(UInt32(c.numHiddenLayers))),
+            ("\(arch).context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
+            ("\(arch).embedding_length", .uint32(UInt32(c.hiddenSize))),
+            ("\(arch).feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("\(arch).attention.head_count", .uint32(UInt32(c.numAttentionHeads))),
+            ("\(arch).attention.head_count_kv", .uint32(UInt32(c.numKeyValueHeads))),
+            ("\(arch).rope.freq_base", .float32(Float(c.ropeTheta))),
+            ("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
+        ]
+        if c.headDim != c.hiddenSize / c.numAttentionHeads || checkpoint.family == .qwen3 {
+            kv.append(("\(arch).attention.key_length", .uint32(UInt32(c.headDim))))
+            kv.append(("\(arch).attention.value_length", .uint32(UInt32(c.headDim))))
+        }
+        kv.append(("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))))
+        kv.append(("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))))
+        if let scaling = c.ropeScaling, scaling.ropeType == "linear" || scaling.ropeType == "yarn", let factor = scaling.factor {
+            kv.append(("\(arch).rope.scaling.type", .string(scaling.ropeType)))
+            kv.append(("\(arch).rope.scaling.factor", .float32(Float(factor))))
+        }
+        kv.append(("general.file_type", .uint32(fileType())))
+        if tensors.contains(where: { $0.writer.outputDType.isQuantized }) {
+            kv.append(("general.quantization_version", .uint32(2)))
+        }
+        kv += try tokenizerMetadata()
+        kv += extraMetadata
+        return kv
+    }
+
+    /// `general.*` from a GGUF input (name, license, …), or a name from the folder.
+    private func provenance() -> [(key: String, value: GGUFValue)] {
+        let derived: Set<String> = ["general.architecture", "general.type", "general.file_type",
+                                    "general.quantization_version", "general.alignment"]
+        if let gguf = checkpoint.gguf {
+            return gguf.metadata.filter { $0.key.hasPrefix("general.") && !derived.contains($0.key) }
+        }
+        let name = (checkpoint.path as NSString).lastPathComponent
+        return [("general.name", .string(name))]
+    }
+
+    private func tokenizerMetadata() throws -> [(key: String, value: GGUFValue)] {
+        if let gguf = checkpoint.gguf {
+            return gguf.metadata.filter { $0.key.hasPrefix("tokenizer.") }
+        }
+        guard let folder = checkpoint.folder else {
+            warn("\(checkpoint.path): no tokenizer next to the weights; the GGUF will have no vocabulary")
+            return []
+        }
+        return try TokenizerFiles.ggufTokenizer(folder: folder, config: checkpoint.config).metadata
+    }
+
+    /// llama.cpp's `llama_ftype` for the type most matrices are in.
+    private func fileType() -> UInt32 {
+        var bytes: [DType: Int] = [:]
+        for t in tensors where t.writer.tensor.shape.count >= 2 {
+            bytes[t.writer.outputDType, default: 0] += t.writer.outputByteCount
+        }
+        switch bytes.max(by: { $0.value < $1.value })?.key {
+        case .f16: return 1
+        case .q4_0: return 2
+        case .q4_1: return 3
+        case .q8_0: return 7
+        case .q5_0: return 8
+        case .q5_1: return 9
+        case .q4_K: return 15
+        case .q5_K: return 17
+        case .q6_K: return 18
+        case .bf16: return 32
+        default: return 0
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import SurgeonFormats
+
+/// A folder output built under a temporary name beside its destination, then renamed.
+///
+/// Readers never see a half-written folder: until `commit()` the files live in
+/// `.NAME.tmp-PID`, which is removed again if the write fails.
+public final class OutputFolder {
+    public let path: String
+    public let temporaryPath: String
+    private let replace: Bool
+    private var committed = false
+
+    public init(path: String, replace: Bool) throws {
+        let fm = FileManager.default
+        self.path = path
+        self.replace = replace
+        if fm.fileExists(atPath: path) && !replace {
+            throw FormatError(.io, path: path, "already exists (pass --force to replace it)")
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        temporaryPath = (parent.isEmpty ? "." : parent) + "/.\(name).tmp-\(getpid())"
+        try? fm.removeItem(atPath: temporaryPath)
+        do {
+            try fm.createDirectory(atPath: temporaryPath, withIntermediateDirectories: false)
+        } catch {
+            throw FormatError(.io, path: path, "cannot create output folder: \(error.localizedDescription)")
+        }
+    }
+
+    deinit {
+        if !committed { try? FileManager.default.removeItem(atPath: temporaryPath) }
+    }
+
+    /// A new file inside the folder; call `commit()` on it when written.
+    public func file(_ name: String) throws -> OutputFile {
+        try OutputFile(path: temporaryPath + "/" + name)
+    }
+
+    public func write(_ name: String, _ data: Data) throws {
+        let out = try file(name)
+        try data.withUnsafeBytes { try out.write($0) }
+        try out.commit()
+    }
+
+    public func copy(_ name: String, from source: String) throws {
+        guard let data = FileManager.default.contents(atPath: source) else {
+            throw FormatError(.io, path: source, "cannot read")
+        }
+        try write(name, data)
+    }
+
+    /// Renames the finished folder into place (replacing an old one only when allowed).
+    public func commit() throws {
+        let fm = FileManager.default
+        var old: String?
+        if fm.fileExists(atPath: path) {
+            guard replace else { throw FormatError(.io, path: path, "already exists (pass --force to replace it)") }
+            old = temporaryPath.replacingOccurrences(of: ".tmp-", with: ".old-")
+            try? fm.removeItem(atPath: old!)
+            guard rename(path, old!) == 0 else {
+                throw FormatError(.io, path: path, "cannot move the old output aside: \(String(cString: strerror(errno)))")
+            }
+        }
+        guard rename(temporaryPath, path) == 0 else {
+            throw FormatError(.io, path: path, "cannot rename into place: \(String(cString: strerror(errno)))")
+        }
+        committed = true
+        if let old { try? fm.removeItem(atPath: old) }
+        let parent = (path as NSString).deletingLastPathComponent
+        let dfd = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}
+
+/// Free bytes on the file system holding `path` (its folder when it does not exist yet).
+public func freeSpace(near path: String) -> Int? {
+    var folder = path
+    while !FileManager.default.fileExists(atPath: folder) {
+        let parent = (folder as NSString).deletingLastPathComponent
+        folder = parent.isEmpty ? "." : parent
+        if folder == "." || folder == "/" { break }
+    }
+    var st = statvfs()
+    guard statvfs(folder, &st) == 0 else { return nil }
+    return Int(st.f_bavail) * Int(st.f_frsize)
+}

@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPlatform
+
+/// A file being written under a temporary name in its destination folder.
+///
+/// Nothing appears at `path` until `commit()` has flushed the data to disk and renamed the
+/// temporary file into place; an error or a crash before that leaves only the temporary
+/// file (or nothing, when the error is caught: `deinit` removes it). Every failure names the
+/// destination, so "No space left on device" tells the user which output could not be written.
+public final class OutputFile {
+    public let path: String
+    public let temporaryPath: String
+    public private(set) var bytesWritten = 0
+    private var fd: Int32
+    private var committed = false
+
+    public init(path: String) throws {
+        self.path = path
+        let base = path.split(separator: "/").last.map(String.init) ?? path
+        temporaryPath = directoryOf(path) + "/.\(base).tmp-\(getpid())"
+        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FormatError(.io, path: path, "cannot create: \(errnoText())") }
+    }
+
+    deinit { if !committed { abandon() } }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard var p = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let n = Glibc.write(fd, p, min(left, 1 << 30))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw FormatError(.io, path: path, "write failed: \(errnoText())") }
+            p += n
+            left -= n
+            bytesWritten += n
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    public func writeZeros(_ count: Int) throws {
+        guard count > 0 else { return }
+        try write([UInt8](repeating: 0, count: count))
+    }
+
+    /// Copies `range` of `source` into this file. The kernel moves the bytes from the
+    /// page cache without touching our address space (`copy_file_range`); where that is
+    /// not possible we write from the mapping and release its pages afterwards.
+    public func copy(from source: MappedFile, range: Range<Int>) throws {
+        var inOffset = Int64(range.lowerBound)
+        var left = range.count
+        while left > 0 {
+            let n = cplatform_copy_file_range(source.fileDescriptor, &inOffset, fd, left)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) { break }
+            guard n > 0 else {
+                if n == 0 { break }
+                throw FormatError(.io, path: path, "write failed: \(errnoText())")
+            }
+            left -= n
+            bytesWritten += n
+        }
+        if left > 0 {
+            let rest = (range.upperBound - left)..<range.upperBound
+            try write(source.bytes(rest))
+            source.release(rest)
+        }
+    }
+
+    /// Flushes to disk, renames into place, and flushes the folder entry.
+    public func commit() throws {
+        guard fsync(fd) == 0 else { throw FormatError(.io, path: path, "fsync failed: \(errnoText())") }
+        close(fd)
+        fd = -1
+        guard rename(temporaryPath, path) == 0 else {
+            throw FormatError(.io, path: path, "cannot rename into place: \(errnoText())")
+        }
+        committed = true
+        syncDirectory(directoryOf(path))
+    }
+
+    /// Closes and removes the temporary file.
+    public func abandon() {
+        if fd >= 0 { close(fd); fd = -1 }
+        unlink(temporaryPath)
+    }
+}
+
+func syncDirectory(_ path: String) {
+    let dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard dfd >= 0 else { return }
+    fsync(dfd)
+    close(dfd)
+}

@@ -1,0 +1,173 @@
+import Foundation
+import SurgeonFormats
+
+/// A model checkpoint on disk, seen in HF names and layout whatever its format.
+///
+/// Nothing is loaded: tensors stay in their memory mappings until someone copies or
+/// decodes them. Formats are translated here, at the edge (SPEC §2).
+public struct Checkpoint: Sendable {
+    public enum Format: String, Sendable, Codable {
+        case huggingFace = "hf-folder"
+        case safetensors = "safetensors-file"
+        case gguf
+    }
+
+    public let path: String
+    public let format: Format
+    public let config: ModelConfig
+    public let family: ModelFamily
+    /// The original `config.json` bytes (HF inputs); rewritten configs start from these.
+    public let configJSON: Data?
+    public let tensors: [CheckpointTensor]
+    /// Stored tensors with no HF counterpart (e.g. llama.cpp's `rope_freqs.weight`).
+    public let unmappedTensors: [TensorInfo]
+    /// The GGUF, for its metadata (tokenizer, provenance), when the input is one.
+    public let gguf: GGUFFile?
+    /// The folder holding tokenizer and generation files, when the input has one.
+    public let folder: String?
+    /// safetensors `__metadata__` of the first file, if any.
+    public let safetensorsMetadata: [(key: String, value: String)]
+
+    public func tensor(_ name: String) -> CheckpointTensor? {
+        tensors.first { $0.name == name }
+    }
+
+    public var parameterCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }
+
+    /// Tensors in the order transformers and llama.cpp write them: embeddings, layer by
+    /// layer, final norm, head; then anything else the input held, in file order.
+    public var orderedTensors: [CheckpointTensor] {
+        let expected = TensorLayout.expectedTensors(config, family: family).map(\.name)
+        let rank = Dictionary(expected.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        func key(_ i: Int, _ t: CheckpointTensor) -> (Int, Int) { (rank[t.name] ?? expected.count + i, i) }
+        return tensors.enumerated().sorted { key($0.offset, $0.element) < key($1.offset, $1.element) }.map(\.element)
+    }
+
+    /// Opens an HF folder, a `.safetensors` file (config.json beside it, or `configPath`),
+    /// or a `.gguf` file.
+    public static func open(_ path: String, configPath: String? = nil) throws -> Checkpoint {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw FormatError(.io, path: path, "no such file or folder")
+        }
+        if isDirectory.boolValue {
+            return try openFolder(path, configPath: configPath)
+        }
+        if try looksLikeGGUF(path) {
+            return try openGGUF(path)
+        }
+        let file = try SafetensorsFile(path: path)
+        let folder = (path as NSString).deletingLastPathComponent
+        let config = try loadConfig(configPath ?? ((folder.isEmpty ? "." : folder) + "/config.json"))
+        return try fromSafetensors(path: path, format: .safetensors, config: config, tensors: file.tensors,
+                                   metadata: file.metadata, folder: nil)
+    }
+
+    private static func looksLikeGGUF(_ path: String) throws -> Bool {
+        if path.hasSuffix(".gguf") { return true }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 4)) == Data("GGUF".utf8)
+    }
+
+    private static func openFolder(_ folder: String, configPath: String?) throws -> Checkpoint {
+        let config = try loadConfig(configPath ?? folder + "/config.json")
+        let indexPath = folder + "/" + ShardedSafetensors.indexFileName
+        let single = folder + "/model.safetensors"
+        let fm = FileManager.default
+        if fm.fileExists(atPath: indexPath) {
+            let sharded = try ShardedSafetensors(indexPath: indexPath)
+            return try fromSafetensors(path: folder, format: .huggingFace, config: config, tensors: sharded.tensors,
+                                       metadata: sharded.shards.first?.metadata ?? [], folder: folder)
+        }
+        var file = single
+        if !fm.fileExists(atPath: single) {
+            let candidates = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+            guard candidates.count == 1 else {
+                throw FormatError(.io, path: folder, candidates.isEmpty
+                    ? "no model.safetensors or \(ShardedSafetensors.indexFileName) in this folder"
+                    : "several .safetensors files but no \(ShardedSafetensors.indexFileName)")
+            }
+            file = folder + "/" + candidates[0]
+        }
+        let st = try SafetensorsFile(path: file)
+        return try fromSafetensors(path: folder, format: .huggingFace, config: config, tensors: st.tensors,
+                                   metadata: st.metadata, folder: folder)
+    }
+
+    private static func fromSafetensors(path: String, format: Format, config: LoadedConfig, tensors: [TensorInfo],
+                                        metadata: [(key: String, value: String)], folder: String?) throws -> Checkpoint {
+        Checkpoint(path: path, format: format, config: config.config, family: config.family, configJSON: config.json,
+                          tensors: tensors.map { CheckpointTensor(name: $0.name, stored: $0) },
+                          unmappedTensors: [], gguf: nil, folder: folder, safetensorsMetadata: metadata)
+    }
+
+    public struct LoadedConfig: Sendable {
+        public let config: ModelConfig
+        public let family: ModelFamily
+        public let json: Data
+    }
+
+    /// Reads and decodes `config.json`, refusing families we do not support.
+    public static func loadConfig(_ path: String) throws -> LoadedConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw FormatError(.io, path: path, exists ? "cannot read config.json" : "config.json not found")
+        }
+        let config: ModelConfig
+        do {
+            config = try JSONDecoder().decode(ModelConfig.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw FormatError(.invalidHeader, path: path, "invalid config.json: missing \"\(key.stringValue)\"")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw FormatError(.invalidHeader, path: path,
+                              "invalid config.json: wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch {
+            throw FormatError(.invalidHeader, path: path, "invalid config.json: not valid JSON")
+        }
+        guard let family = config.family else {
+            let supported = ModelFamily.allCases.map(\.rawValue).joined(separator: ", ")
+            throw FormatError(.unsupported, path: path, "unsupported model_type \"\(config.modelType)\" (supported: \(supported))")
+        }
+        try checkHeads(config, path: path)
+        return LoadedConfig(config: config, family: family, json: data)
+    }
+
+    static func checkHeads(_ c: ModelConfig, path: String) throws {
+        guard c.numAttentionHeads > 0, c.numKeyValueHeads > 0, c.numAttentionHeads % c.numKeyValueHeads == 0,
+              c.headDim > 0, c.hiddenSize > 0, c.numHiddenLayers >= 0 else {
+            throw FormatError(.invalidHeader, path: path,
+                              "inconsistent attention shape: \(c.numAttentionHeads) heads, \(c.numKeyValueHeads) KV heads, head_dim \(c.headDim)")
+        }
+    }
+
+    private static func openGGUF(_ path: String) throws -> Checkpoint {
+        let gguf = try GGUFFile(path: path)
+        let (config, family) = try GGUFModelConfig.derive(from: gguf)
+        var tensors: [CheckpointTensor] = []
+        var unmapped: [TensorInfo] = []
+        for info in gguf.tensors {
+            guard let name = TensorNames.hf(fromGGUF: info.name) else {
+                unmapped.append(info)
+                continue
+            }
+            tensors.append(CheckpointTensor(name: name, stored: info,
+                                            storedRows: qkRowOrder(name, config: config, family: family)))
+        }
+        return Checkpoint(path: path, format: .gguf, config: config, family: family, configJSON: nil,
+                          tensors: tensors, unmappedTensors: unmapped, gguf: gguf, folder: nil,
+                          safetensorsMetadata: [])
+    }
+
+    /// Where each HF row of a LLaMA-GGUF q/k weight is stored (SPEC §2); nil elsewhere.
+    static func qkRowOrder(_ name: String, config: ModelConfig, family: ModelFamily) -> [Int]? {
+        guard family.traits.ggufPermutesQK else { return nil }
+        if name.hasSuffix("self_attn.q_proj.weight") {
+            return QKPermutation.ggufRowsForHF(heads: config.numAttentionHeads, headDim: config.headDim)
+        }
+        if name.hasSuffix("self_attn.k_proj.weight") {
+            return QKPermutation.ggufRowsForHF(heads: config.numKeyValueHeads, headDim: config.headDim)
+        }
+        return nil
+    }
+}

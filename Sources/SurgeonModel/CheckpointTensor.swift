@@ -1,0 +1,60 @@
+import SurgeonFormats
+
+/// A tensor of a checkpoint under its HF name and in HF layout, backed by the bytes of
+/// the file it came from.
+///
+/// GGUF LLaMA q/k rows are stored permuted; `storedRows` says which stored row holds each
+/// HF row, so both raw copies and decoding present HF order without a copy of the file.
+/// Rows of block-quantized data are whole blocks, so reordering rows never decodes.
+public struct CheckpointTensor: Sendable {
+    public let name: String
+    public let stored: TensorInfo
+    /// HF row r is stored row `storedRows[r]`; nil when stored in HF order.
+    public let storedRows: [Int]?
+
+    public init(name: String, stored: TensorInfo, storedRows: [Int]? = nil) {
+        self.name = name
+        self.stored = stored
+        self.storedRows = storedRows
+    }
+
+    public var dtype: DType { stored.dtype }
+    public var shape: [Int] { stored.shape }
+    public var elementCount: Int { stored.elementCount }
+    public var byteCount: Int { stored.byteCount }
+    public var rowCount: Int { shape.count >= 2 ? stored.elementCount / stored.rowLength : 1 }
+    public var rowBytes: Int { stored.byteCount / max(rowCount, 1) }
+
+    /// Calls `body` with the tensor's bytes in HF row order, as few contiguous runs as the
+    /// row order allows (one run when no reordering is needed).
+    public func forEachRun(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let all = stored.bytes
+        guard let rows = storedRows else { return try body(all) }
+        var r = 0
+        while r < rows.count {
+            var end = r + 1
+            while end < rows.count && rows[end] == rows[end - 1] + 1 { end += 1 }
+            let start = rows[r] * rowBytes
+            try body(UnsafeRawBufferPointer(rebasing: all[start..<(start + (end - r) * rowBytes)]))
+            r = end
+        }
+    }
+
+    /// The tensor as f32 in HF layout.
+    public func decodeF32() -> [Float] {
+        var out = [Float](repeating: 0, count: elementCount)
+        let perRow = stored.rowLength
+        out.withUnsafeMutableBufferPointer { dst in
+            var written = 0
+            forEachRun { run in
+                let n = storedRows == nil ? elementCount : run.count / rowBytes * perRow
+                TensorCodec.decode(dtype, from: run, into: UnsafeMutableBufferPointer(rebasing: dst[written..<(written + n)]))
+                written += n
+            }
+        }
+        return out
+    }
+
+    /// Gives the tensor's pages back to the kernel once it has been copied or decoded.
+    public func release() { stored.file.release(stored.dataRange) }
+}

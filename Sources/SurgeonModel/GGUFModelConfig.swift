@@ -1,0 +1,75 @@
+import SurgeonFormats
+
+/// Reads a model's hyperparameters from GGUF metadata (`{arch}.*` keys) into the same
+/// `ModelConfig` an HF `config.json` gives.
+public enum GGUFModelConfig {
+    public static func derive(from gguf: GGUFFile) throws -> (ModelConfig, ModelFamily) {
+        let path = gguf.path
+        guard let arch = gguf["general.architecture"]?.string else {
+            throw FormatError(.invalidHeader, path: path, "missing general.architecture")
+        }
+        guard let family = family(forGGUFArchitecture: arch) else {
+            throw FormatError(.unsupported, path: path, "unsupported architecture \"\(arch)\" (supported: llama, qwen2, qwen3)")
+        }
+        func int(_ key: String) throws -> Int {
+            guard let v = gguf["\(arch).\(key)"]?.int else {
+                throw FormatError(.invalidHeader, path: path, "missing or non-integer \(arch).\(key)")
+            }
+            return v
+        }
+        let hidden = try int("embedding_length")
+        let heads = try int("attention.head_count")
+        let kvHeads = gguf["\(arch).attention.head_count_kv"]?.int ?? heads
+        let headDim = gguf["\(arch).attention.key_length"]?.int
+            ?? gguf["\(arch).rope.dimension_count"]?.int ?? hidden / max(heads, 1)
+        let vocab = gguf["\(arch).vocab_size"]?.int ?? gguf["tokenizer.ggml.tokens"]?.array?.count
+            ?? gguf.tensor(named: "token_embd.weight")?.shape.first ?? 0
+        let eos = gguf["tokenizer.ggml.eos_token_id"]?.int
+        let config = ModelConfig(
+            modelType: family.rawValue,
+            hiddenSize: hidden,
+            intermediateSize: try int("feed_forward_length"),
+            numHiddenLayers: try int("block_count"),
+            numAttentionHeads: heads,
+            numKeyValueHeads: kvHeads,
+            headDim: headDim,
+            rmsNormEps: gguf["\(arch).attention.layer_norm_rms_epsilon"]?.double.map(roundTripFloat) ?? 1e-6,
+            ropeTheta: gguf["\(arch).rope.freq_base"]?.double.map(roundTripFloat) ?? 10000,
+            ropeScaling: ropeScaling(gguf, arch: arch),
+            maxPositionEmbeddings: gguf["\(arch).context_length"]?.int ?? 2048,
+            vocabSize: vocab,
+            tieWordEmbeddings: gguf.tensor(named: "output.weight") == nil,
+            attentionBias: gguf.tensor(named: "blk.0.attn_output.bias") != nil,
+            mlpBias: gguf.tensor(named: "blk.0.ffn_up.bias") != nil,
+            bosTokenId: gguf["tokenizer.ggml.bos_token_id"]?.int,
+            eosTokenIds: eos.map { [$0] } ?? [],
+            torchDtype: nil)
+        try Checkpoint.checkHeads(config, path: path)
+        return (config, family)
+    }
+
+    /// llama.cpp's arch names: Mistral and the other LLaMA copies are stored as "llama".
+    public static func family(forGGUFArchitecture arch: String) -> ModelFamily? {
+        switch arch {
+        case "llama": .llama
+        case "qwen2": .qwen2
+        case "qwen3": .qwen3
+        default: nil
+        }
+    }
+
+    /// Linear and YaRN scaling are stored as keys; llama3 scaling only as a `rope_freqs`
+    /// tensor, whose parameters cannot be recovered exactly, so it is not reconstructed.
+    static func ropeScaling(_ gguf: GGUFFile, arch: String) -> RopeScaling? {
+        guard let type = gguf["\(arch).rope.scaling.type"]?.string, type != "none",
+              let factor = gguf["\(arch).rope.scaling.factor"]?.double else { return nil }
+        return RopeScaling(ropeType: type, factor: factor,
+                           originalMaxPositionEmbeddings: gguf["\(arch).rope.scaling.original_context_length"]?.int)
+    }
+
+    /// GGUF stores eps and theta as f32; print them as the shortest decimal that reads
+    /// back to the same f32 (1e-05, not 9.999999747378752e-06), as HF configs have them.
+    static func roundTripFloat(_ x: Double) -> Double {
+        Double(String(describing: Float(x))) ?? x
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+
+/// The hyperparameters of a decoder-only model, as Hugging Face `config.json` spells them.
+///
+/// Optional keys get the defaults transformers applies, so the rest of the code never
+/// deals with absent values. The original JSON is kept alongside (see `Checkpoint`) so
+/// that a rewritten config preserves every key we do not model.
+public struct ModelConfig: Codable, Sendable, Equatable {
+    public var modelType: String
+    public var architectures: [String]
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    public var numKeyValueHeads: Int
+    public var headDim: Int
+    public var rmsNormEps: Double
+    public var ropeTheta: Double
+    public var ropeScaling: RopeScaling?
+    public var maxPositionEmbeddings: Int
+    public var vocabSize: Int
+    public var tieWordEmbeddings: Bool
+    /// LLaMA/Mistral `attention_bias`: q/k/v/o biases (Qwen2 always has q/k/v biases).
+    public var attentionBias: Bool
+    public var mlpBias: Bool
+    public var bosTokenId: Int?
+    public var eosTokenIds: [Int]
+    public var torchDtype: String?
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type", architectures
+        case hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
+        case numKeyValueHeads = "num_key_value_heads", headDim = "head_dim"
+        case rmsNormEps = "rms_norm_eps", ropeTheta = "rope_theta", ropeScaling = "rope_scaling"
+        case maxPositionEmbeddings = "max_position_embeddings", vocabSize = "vocab_size"
+        case tieWordEmbeddings = "tie_word_embeddings", attentionBias = "attention_bias", mlpBias = "mlp_bias"
+        case bosTokenId = "bos_token_id", eosTokenIds = "eos_token_id", torchDtype = "torch_dtype"
+    }
+
+    public init(modelType: String, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int,
+                numAttentionHeads: Int, numKeyValueHeads: Int, headDim: Int? = nil, rmsNormEps: Double,
+                ropeTheta: Double, ropeScaling: RopeScaling? = nil, maxPositionEmbeddings: Int, vocabSize: Int,
+                tieWordEmbeddings: Bool, attentionBias: Bool = false, mlpBias: Bool = false,
+                bosTokenId: Int? = nil, eosTokenIds: [Int] = [], torchDtype: String? = nil,
+                architectures: [String]? = nil) {
+        self.modelType = modelType
+        self.architectures = architectures ?? ModelFamily(modelType: modelType).map { [$0.hfClassName] } ?? []
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.numHiddenLayers = numHiddenLayers
+        self.numAttentionHeads = numAttentionHeads
+        self.numKeyValueHeads = numKeyValueHeads
+        self.headDim = headDim ?? hiddenSize / max(numAttentionHeads, 1)
+        self.rmsNormEps = rmsNormEps
+        self.ropeTheta = ropeTheta
+        self.ropeScaling = ropeScaling
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.vocabSize = vocabSize
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.attentionBias = attentionBias
+        self.mlpBias = mlpBias
+        self.bosTokenId = bosTokenId
+        self.eosTokenIds = eosTokenIds
+        self.torchDtype = torchDtype
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        modelType = try c.decode(String.self, forKey: .modelType)
+        architectures = try c.decodeIfPresent([String].self, forKey: .architectures) ?? []
+        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+        intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
+        numHiddenLayers = try c.decode(Int.self, forKey: .numHiddenLayers)
+        numAttentionHeads = try c.decode(Int.self, forKey: .numAttentionHeads)
+        numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads) ?? numAttentionHeads
+        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? hiddenSize / max(numAttentionHeads, 1)
+        rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
+        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10000
+        ropeScaling = try c.decodeIfPresent(RopeScaling.self, forKey: .ropeScaling)
+        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
+        vocabSize = try c.decode(Int.self, forKey: .vocabSize)
+        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
+        attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
+        mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
+        bosTokenId = try? c.decodeIfPresent(Int.self, forKey: .bosTokenId)
+        if let one = try? c.decodeIfPresent(Int.self, forKey: .eosTokenIds) {
+            eosTokenIds = [one]
+        } else {
+            eosTokenIds = (try? c.decodeIfPresent([Int].self, forKey: .eosTokenIds)) ?? []
+        }
+        torchDtype = try c.decodeIfPresent(String.self, forKey: .torchDtype)
+    }
+
+    public var kvGroupSize: Int { numAttentionHeads / max(numKeyValueHeads, 1) }
+    public var family: ModelFamily? { ModelFamily(modelType: modelType) }
+}
+
+/// `rope_scaling`: LLaMA-3 style frequency scaling, or linear/dynamic/yarn factors.
+public struct RopeScaling: Codable, Sendable, Equatable {
+    public var ropeType: String
+    public var factor: Double?
+    public var lowFreqFactor: Double?
+    public var highFreqFactor: Double?
+    public var originalMaxPositionEmbeddings: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case ropeType = "rope_type", type, factor
+        case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+    }
+
+    public init(ropeType: String, factor: Double?, lowFreqFactor: Double? = nil, highFreqFactor: Double? = nil,
+                originalMaxPositionEmbeddings: Int? = nil) {
+        self.ropeType = ropeType
+        self.factor = factor
+        self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor
+        self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        // Older configs say "type", newer ones "rope_type".
+        ropeType = try c.decodeIfPresent(String.self, forKey: .ropeType)
+            ?? c.decodeIfPresent(String.self, forKey: .type) ?? "default"
+        factor = try c.decodeIfPresent(Double.self, forKey: .factor)
+        lowFreqFactor = try c.decodeIfPresent(Double.self, forKey: .lowFreqFactor)
+        highFreqFactor = try c.decodeIfPresent(Double.self, forKey: .highFreqFactor)
+        originalMaxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ropeType, forKey: .ropeType)
+        try c.encodeIfPresent(factor, forKey: .factor)
+        try c.encodeIfPresent(lowFreqFactor, forKey: .lowFreqFactor)
+        try c.encodeIfPresent(highFreqFactor, forKey: .highFreqFactor)
+        try c.encodeIfPresent(originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
+    }
+}

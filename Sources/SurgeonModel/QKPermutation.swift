@@ -1,0 +1,28 @@
+/// The row order llama.cpp's converter gives LLaMA q/k projections.
+///
+/// HF applies RoPE to the two halves of each head (`rotate_half`); llama.cpp rotates
+/// adjacent pairs. `convert_hf_to_gguf.py` therefore reshapes each head's rows from
+/// [2, head_dim/2] to [head_dim/2, 2]: GGUF row h·d + 2j + t holds HF row h·d + t·d/2 + j.
+public enum QKPermutation {
+    /// For each GGUF row, the HF row it holds (apply when writing GGUF).
+    public static func hfRowsForGGUF(heads: Int, headDim: Int) -> [Int] {
+        let half = headDim / 2
+        var rows = [Int](repeating: 0, count: heads * headDim)
+        for h in 0..<heads {
+            for j in 0..<half {
+                for t in 0..<2 {
+                    rows[h * headDim + 2 * j + t] = h * headDim + t * half + j
+                }
+            }
+        }
+        return rows
+    }
+
+    /// For each HF row, the GGUF row it is stored in (apply when reading GGUF).
+    public static func ggufRowsForHF(heads: Int, headDim: Int) -> [Int] {
+        let forward = hfRowsForGGUF(heads: heads, headDim: headDim)
+        var inverse = [Int](repeating: 0, count: forward.count)
+        for (gguf, hf) in forward.enumerated() { inverse[hf] = gguf }
+        return inverse
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import SurgeonFormats
+
+/// The Hugging Face tokenizer files (`tokenizer.json`, `tokenizer_config.json`,
+/// `generation_config.json`) for a GGUF tokenizer, and the way back.
+public enum TokenizerFiles {
+    public struct Unsupported: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// tokenizer.json for a byte-level BPE (`tokenizer.ggml.model` = gpt2) vocabulary.
+    public static func tokenizerJSON(_ t: GGUFTokenizer) throws -> String {
+        guard t.model == "gpt2" else {
+            throw Unsupported(description: "tokenizer.json can only be rebuilt for byte-level BPE (gpt2) vocabularies, not \"\(t.model)\"")
+        }
+        let preName = t.pre ?? "default"
+        guard let pre = PreTokenizerKind(ggufName: preName) else {
+            throw Unsupported(description: "unknown pre-tokenizer \"\(preName)\"")
+        }
+        var added: [String] = []
+        for (id, type) in t.tokenTypes.enumerated() where type == .control || type == .userDefined {
+            let special = type == .control
+            added.append(#"{"id":\#(id),"content":\#(jsonString(t.tokens[id])),"single_word":false,"lstrip":false,"rstrip":false,"normalized":\#(!special),"special":\#(special)}"#)
+        }
+        var vocab: [String] = []
+        vocab.reserveCapacity(t.tokens.count)
+        for (id, token) in t.tokens.enumerated() { vocab.append("\(jsonString(token)):\(id)") }
+        let merges = t.merges.map(jsonString).joined(separator: ",")
+        return """
+        {"version":"1.0","truncation":null,"padding":null,"added_tokens":[\(added.joined(separator: ","))],\
+        "normalizer":null,"pre_tokenizer":\(pre.tokenizerJSON),"post_processor":null,\
+        "decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},\
+        "model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,\
+        "end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"ignore_merges":false,\
+        "vocab":{\(vocab.joined(separator: ","))},"merges":[\(merges)]}}
+        """
+    }
+
+    /// tokenizer_config.json: special tokens by content, BOS/EOS policy, chat template.
+    public static func tokenizerConfigJSON(_ t: GGUFTokenizer, modelMaxLength: Int) throws -> Data {
+        var config: [String: Any] = [
+            "add_bos_token": t.addBos ?? false,
+            "add_eos_token": t.addEos ?? false,
+            "clean_up_tokenization_spaces": false,
+            "model_max_length": modelMaxLength,
+            "tokenizer_class": "GPT2Tokenizer",
+        ]
+        for (key, id) in [("bos_token", t.bosId), ("eos_token", t.eosId), ("unk_token", t.unkId), ("pad_token", t.padId)] {
+            if let token = t.token(id) { config[key] = token }
+        }
+        if let template = t.chatTemplate { config["chat_template"] = template }
+        return try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    public static func generationConfigJSON(_ t: GGUFTokenizer) throws -> Data {
+        var config: [String: Any] = ["_from_model_config": true]
+        if let bos = t.bosId { config["bos_token_id"] = bos }
+        if let eos = t.eosId { config["eos_token_id"] = eos }
+        if let pad = t.padId { config["pad_token_id"] = pad }
+        return try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    /// The GGUF tokenizer of an HF folder: vocabulary and merges from tokenizer.json,
+    /// special tokens and flags from tokenizer_config.json, ids falling back to config.json.
+    public static func ggufTokenizer(folder: String, config: ModelConfig) throws -> GGUFTokenizer {
+        let path = folder + "/tokenizer.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw FormatError(.io, path: path, "tokenizer.json not found")
+        }
+        guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let model = json["model"] as? [String: Any] else {
+            throw FormatError(.invalidHeader, path: path, "invalid tokenizer.json: not a JSON object with a model")
+        }
+        guard model["type"] as? String == "BPE", let vocab = model["vocab"] as? [String: Int] else {
+            throw FormatError(.unsupported, path: path, "only byte-level BPE tokenizers are converted to GGUF")
+        }
+        guard let pre = PreTokenizerKind.detect(json["pre_tokenizer"]) else {
+            throw FormatError(.unsupported, path: path, "unrecognised pre_tokenizer (known: gpt-2, smollm, llama-bpe, qwen2)")
+        }
+        var byId: [Int: String] = [:]
+        for (token, id) in vocab { byId[id] = token }
+        var types: [Int: GGUFTokenizer.TokenType] = [:]
+        for entry in json["added_tokens"] as? [[String: Any]] ?? [] {
+            guard let id = entry["id"] as? Int, let content = entry["content"] as? String else { continue }
+            byId[id] = content
+            types[id] = (entry["special"] as? Bool ?? false) ? .control : .userDefined
+        }
+        let count = max(config.vocabSize, (byId.keys.max() ?? -1) + 1)
+        var tokens: [String] = []
+        var tokenTypes: [GGUFTokenizer.TokenType] = []
+        for id in 0..<count {
+            // Embedding rows beyond the tokenizer's vocabulary get placeholder tokens,
+            // as llama.cpp's converter writes them.
+            tokens.append(byId[id] ?? "[PAD\(id)]")
+            tokenTypes.append(byId[id] == nil ? .unused : types[id] ?? .normal)
+        }
+        let merges: [String] = (model["merges"] as? [Any] ?? []).compactMap { m in
+            if let s = m as? String { return s }
+            if let pair = m as? [String], pair.count == 2 { return pair[0] + " " + pair[1] }
+            return nil
+        }
+        let tc = readJSONObject(folder + "/tokenizer_config.json")
+        let idOf = { (key: String) -> Int? in
+            (tc[key] as? String ?? (tc[key] as? [String: Any])?["content"] as? String).flatMap { content in
+                vocab[content] ?? byId.first { $0.value == content }?.key
+            }
+        }
+        return GGUFTokenizer(
+            model: "gpt2", pre: pre.rawValue, tokens: tokens, tokenTypes: tokenTypes, merges: merges,
+            bosId: idOf("bos_token") ?? config.bosTokenId, eosId: idOf("eos_token") ?? config.eosTokenIds.first,
+            unkId: idOf("unk_token"), padId: idOf("pad_token"),
+            addBos: tc["add_bos_token"] as? Bool ?? false, addEos: tc["add_eos_token"] as? Bool,
+            addSpacePrefix: false, chatTemplate: tc["chat_template"] as? String)
+    }
+
+    static func readJSONObject(_ path: String) -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+        return object
+    }
+}
