@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct CkptSurgeon: ParsableCommand {
@@ -19,4 +22,11 @@ struct CkptSurgeon: ParsableCommand {
         """,
         version: version,
         subcommands: [InspectCommand.self, ConvertCommand.self])
+
+    static func main() {
+        // A file-size limit should fail a write with EFBIG (reported, output removed),
+        // not kill the process half-way through.
+        signal(SIGXFSZ, SIG_IGN)
+        main(nil)
+    }
 }

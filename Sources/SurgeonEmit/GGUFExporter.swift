@@ -94,7 +94,7 @@ public struct GGUFExporter {
         if let gguf = checkpoint.gguf {
             return gguf.metadata.filter { $0.key.hasPrefix("general.") && !derived.contains($0.key) }
         }
-        let name = (checkpoint.path as NSString).lastPathComponent
+        let name = FilePath.name(of: checkpoint.path)
         return [("general.name", .string(name))]
     }
 

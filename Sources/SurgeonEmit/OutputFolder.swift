@@ -18,9 +18,7 @@ public final class OutputFolder {
         if fm.fileExists(atPath: path) && !replace {
             throw FormatError(.io, path: path, "already exists (pass --force to replace it)")
         }
-        let parent = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
-        temporaryPath = (parent.isEmpty ? "." : parent) + "/.\(name).tmp-\(getpid())"
+        temporaryPath = FilePath.directory(of: path) + "/.\(FilePath.name(of: path)).tmp-\(getpid())"
         try? fm.removeItem(atPath: temporaryPath)
         do {
             try fm.createDirectory(atPath: temporaryPath, withIntermediateDirectories: false)
@@ -68,8 +66,7 @@ public final class OutputFolder {
         }
         committed = true
         if let old { try? fm.removeItem(atPath: old) }
-        let parent = (path as NSString).deletingLastPathComponent
-        let dfd = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY)
+        let dfd = open(FilePath.directory(of: path), O_RDONLY | O_DIRECTORY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 }
@@ -77,10 +74,8 @@ public final class OutputFolder {
 /// Free bytes on the file system holding `path` (its folder when it does not exist yet).
 public func freeSpace(near path: String) -> Int? {
     var folder = path
-    while !FileManager.default.fileExists(atPath: folder) {
-        let parent = (folder as NSString).deletingLastPathComponent
-        folder = parent.isEmpty ? "." : parent
-        if folder == "." || folder == "/" { break }
+    while !FilePath.exists(folder) && folder != "." && folder != "/" {
+        folder = FilePath.directory(of: folder)
     }
     var st = statvfs()
     guard statvfs(folder, &st) == 0 else { return nil }

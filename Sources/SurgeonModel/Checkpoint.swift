@@ -57,8 +57,7 @@ public struct Checkpoint: Sendable {
             return try openGGUF(path)
         }
         let file = try SafetensorsFile(path: path)
-        let folder = (path as NSString).deletingLastPathComponent
-        let config = try loadConfig(configPath ?? ((folder.isEmpty ? "." : folder) + "/config.json"))
+        let config = try loadConfig(configPath ?? FilePath.directory(of: path) + "/config.json")
         return try fromSafetensors(path: path, format: .safetensors, config: config, tensors: file.tensors,
                                    metadata: file.metadata, folder: nil)
     }

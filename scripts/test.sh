@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs every test: the Swift unit tests, then the interop
+# suite that checks our outputs with the reference libraries (safetensors, gguf-py,
+# tokenizers, numpy, xxhash) on the tiny fixtures and the real SmolLM2 model.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$CKPT_REPO"
+bash scripts/setup.sh
+echo "test: generating fixtures" >&2
+"$CKPT_VENV/bin/python" scripts/fixtures/make_tiny_models.py --out fixtures/tiny >/dev/null
+echo "test: swift test" >&2
+swift test 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' 
+echo "test: interop suite" >&2
+"$CKPT_VENV/bin/python" -m pytest tests/interop -q -p no:cacheprovider "$@"
