@@ -39,14 +39,15 @@ results+=("$(measure "convert → GGUF F16" "$CKPT_SURGEON" convert "$hf" -o "$w
 results+=("$(measure "convert → GGUF F32 (same dtype)" "$CKPT_SURGEON" convert "$hf" -o "$work/o.gguf")")
 
 cp_wall=$(echo "${results[0]}" | cut -d'|' -f2)
+sync_wall=$(echo "${results[1]}" | cut -d'|' -f2)
 largest=$("$CKPT_SURGEON" inspect "$hf" --json | python3 -c 'import json,sys; print(max(t["bytes"] for t in json.load(sys.stdin)["tensors"]))')
 echo "Input: SmolLM2-135M-Instruct as an HF folder, f32, $(awk "BEGIN{printf \"%.1f\", $bytes/1e6}") MB; largest tensor $(awk "BEGIN{printf \"%.1f\", $largest/1e6}") MB (RSS goal: ≤ $(awk "BEGIN{printf \"%.0f\", $largest/1e6 + 64}") MB)."
 echo
-echo "| operation | wall (s) | MB/s (input bytes) | × cp | peak RSS (MB) |"
-echo "|---|---:|---:|---:|---:|"
+echo "| operation | wall (s) | MB/s (input bytes) | × cp | × (cp + fsync) | peak RSS (MB) |"
+echo "|---|---:|---:|---:|---:|---:|"
 for r in "${results[@]}"; do
     IFS='|' read -r name wall kb <<<"$r"
-    awk -v n="$name" -v w="$wall" -v kb="$kb" -v b="$bytes" -v c="$cp_wall" \
-        'BEGIN{printf "| %s | %.2f | %.0f | %.2f | %.1f |\n", n, w, b/1e6/w, c/w, kb/1024}'
+    awk -v n="$name" -v w="$wall" -v kb="$kb" -v b="$bytes" -v c="$cp_wall" -v f="$sync_wall" \
+        'BEGIN{printf "| %s | %.2f | %.0f | %.2f | %.2f | %.1f |\n", n, w, b/1e6/w, c/w, f/w, kb/1024}'
 done
 rm -rf "$work"

@@ -68,7 +68,7 @@ enum InspectionText {
           rope          theta \(formatNumber(c.ropeTheta))\(c.ropeScaling.map { ", scaling \($0.ropeType)" } ?? "")   rms_norm_eps \(formatNumber(c.rmsNormEps))
           context       \(c.maxPositionEmbeddings)   tied embeddings \(c.tieWordEmbeddings ? "yes" : "no")
           parameters    \(r.parameterCount) (\(String(format: "%.1f", Double(r.parameterCount) / 1e6)) M)
-          bytes         \(r.bytesByDType.sorted { $0.key < $1.key }.map { "\($0.key) \(byteText($0.value))" }.joined(separator: ", "))
+          bytes         \(r.bytesByDtype.sorted { $0.key < $1.key }.map { "\($0.key) \(byteText($0.value))" }.joined(separator: ", "))
 
         """
         if let t = r.tokenizer {

@@ -38,7 +38,7 @@ public struct InspectionReport: Codable, Sendable {
     public let family: String
     public let config: ModelConfig
     public let parameterCount: Int
-    public let bytesByDType: [String: Int]
+    public let bytesByDtype: [String: Int]
     public let tensors: [Tensor]
     public let tokenizer: Tokenizer?
     /// GGUF metadata (arrays summarised) or safetensors `__metadata__`.
@@ -54,7 +54,7 @@ public struct InspectionReport: Codable, Sendable {
         var byType: [String: Int] = [:]
         for t in c.tensors { byType[t.dtype.ggmlName, default: 0] += t.byteCount }
         for t in c.unmappedTensors { byType[t.dtype.ggmlName, default: 0] += t.byteCount }
-        bytesByDType = byType
+        bytesByDtype = byType
         var rows = c.orderedTensors.map { t in
             Tensor(name: t.name, storedName: t.stored.name, dtype: t.dtype.ggmlName, shape: t.shape, bytes: t.byteCount,
                    offset: t.stored.dataRange.lowerBound, file: t.stored.file.path,
