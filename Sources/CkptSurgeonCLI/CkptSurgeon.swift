@@ -21,7 +21,7 @@ struct CkptSurgeon: ParsableCommand {
           ckpt-surgeon convert smollm2-hf -o smollm2.f16.gguf --to gguf --dtype f16
         """,
         version: version,
-        subcommands: [InspectCommand.self, ConvertCommand.self])
+        subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self])
 
     static func main() {
         // A file-size limit should fail a write with EFBIG (reported, output removed),

@@ -106,7 +106,7 @@ public struct GGUFExporter {
             warn("\(checkpoint.path): no tokenizer next to the weights; the GGUF will have no vocabulary")
             return []
         }
-        return try TokenizerFiles.ggufTokenizer(folder: folder, config: checkpoint.config).metadata
+        return try TokenizerFiles.ggufTokenizer(folder: folder, vocabSize: checkpoint.config.vocabSize, configIds: checkpoint.config).metadata
     }
 
     /// llama.cpp's `llama_ftype` for the type most matrices are in.

@@ -28,6 +28,11 @@ public enum FilePath {
         var st = stat()
         return stat(path, &st) == 0
     }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
 }
 
 func directoryOf(_ path: String) -> String { FilePath.directory(of: path) }

@@ -101,7 +101,7 @@ public struct InspectionReport: Codable, Sendable {
                              vocabSize: t.tokens.count, merges: t.merges.count, specialTokens: specialTokens(t),
                              hasChatTemplate: t.chatTemplate != nil)
         }
-        guard let folder = c.folder, let t = try? TokenizerFiles.ggufTokenizer(folder: folder, config: c.config) else {
+        guard let folder = c.folder, let t = try? TokenizerFiles.ggufTokenizer(folder: folder, vocabSize: c.config.vocabSize, configIds: c.config) else {
             return nil
         }
         return Tokenizer(kind: "byte-level BPE (tokenizer.json)", preTokenizer: t.pre,

@@ -134,7 +134,7 @@ final class TokenizerFilesTests: XCTestCase {
     func testTokenizerFromFolderRoundTripsThroughGGUFKeys() throws {
         let tiny = try TestPaths.requireTiny()
         let c = try Checkpoint.open(tiny + "/llama-mha")
-        let t = try TokenizerFiles.ggufTokenizer(folder: tiny + "/llama-mha", config: c.config)
+        let t = try TokenizerFiles.ggufTokenizer(folder: tiny + "/llama-mha", vocabSize: c.config.vocabSize, configIds: c.config)
         XCTAssertEqual(t.tokens.count, c.config.vocabSize)
         XCTAssertEqual(t.pre, "gpt-2")
         XCTAssertEqual(t.tokenTypes[0], .control)

@@ -13,7 +13,9 @@ public final class ByteLevelBPE: Tokenizer, @unchecked Sendable {
     public let preTokenizer: PreTokenizerKind
 
     private let tokens: [String]
-    private let byteToken: [Int]          // byte value → id of its byte-level character
+    /// Byte value → id of its byte-level character; -1 when the vocabulary has none (some
+    /// vocabularies drop control bytes, and `tokenizers` then skips them without an unk token).
+    private let byteToken: [Int]
     private let tokenBytes: [[UInt8]]     // id → the bytes it stands for
     private let merges: [UInt64: (rank: Int32, id: Int32)]
     private let added: AddedTokenSplitter
@@ -36,12 +38,9 @@ public final class ByteLevelBPE: Tokenizer, @unchecked Sendable {
         idOf.reserveCapacity(tokens.count)
         for (id, t) in tokens.enumerated() where idOf[t] == nil { idOf[t] = id }
         let charOf = ByteLevelBPE.byteCharacters
-        var byteToken = [Int](repeating: -1, count: 256)
-        for b in 0..<256 {
-            guard let id = idOf[String(charOf[b])] else {
-                throw InvalidVocabulary(description: "byte-level vocabulary lacks the character for byte \(b)")
-            }
-            byteToken[b] = id
+        let byteToken = (0..<256).map { idOf[String(charOf[$0])] ?? -1 }
+        guard byteToken.filter({ $0 >= 0 }).count >= 128 else {
+            throw InvalidVocabulary(description: "not a byte-level vocabulary (most byte characters are missing)")
         }
         self.byteToken = byteToken
         var byteOf: [Character: UInt8] = [:]
@@ -103,7 +102,7 @@ public final class ByteLevelBPE: Tokenizer, @unchecked Sendable {
         cacheLock.lock()
         if let hit = cache[word] { cacheLock.unlock(); return hit }
         cacheLock.unlock()
-        var symbols = word.utf8.map { byteToken[Int($0)] }
+        var symbols = word.utf8.compactMap { b in byteToken[Int(b)] >= 0 ? byteToken[Int(b)] : nil }
         applyMerges(&symbols)
         cacheLock.lock()
         if cache.count < 200_000 { cache[word] = symbols }

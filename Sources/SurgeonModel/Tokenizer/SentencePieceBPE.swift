@@ -34,6 +34,7 @@ public final class SentencePieceBPE: Tokenizer, @unchecked Sendable {
     }
 
     public func encode(_ text: String) -> [Int] {
+        guard !text.isEmpty else { return [] }
         let scalars = Array(text.unicodeScalars)
         var ids: [Int] = []
         var first = true
@@ -61,8 +62,9 @@ public final class SentencePieceBPE: Tokenizer, @unchecked Sendable {
         }
     }
 
+    /// Symbols start as single code points (not grapheme clusters), as in llama.cpp.
     private func encodeSegment(_ text: String) -> [Int] {
-        let chars = Array(text).map(String.init)
+        let chars = text.unicodeScalars.map { String($0) }
         guard !chars.isEmpty else { return [] }
         var symbols = chars.indices.map { Symbol(start: $0, count: 1, prev: $0 - 1, next: $0 + 1 < chars.count ? $0 + 1 : -1) }
         func textOf(_ s: Symbol) -> String { chars[s.start..<(s.start + s.count)].joined() }

@@ -62,7 +62,8 @@ public enum TokenizerFiles {
 
     /// The GGUF tokenizer of an HF folder: vocabulary and merges from tokenizer.json,
     /// special tokens and flags from tokenizer_config.json, ids falling back to config.json.
-    public static func ggufTokenizer(folder: String, config: ModelConfig) throws -> GGUFTokenizer {
+    /// The vocabulary is padded to `vocabSize` (the embedding rows) when that is larger.
+    public static func ggufTokenizer(folder: String, vocabSize: Int, configIds: ModelConfig?) throws -> GGUFTokenizer {
         let path = folder + "/tokenizer.json"
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FormatError(.io, path: path, "tokenizer.json not found")
@@ -85,7 +86,7 @@ public enum TokenizerFiles {
             byId[id] = content
             types[id] = (entry["special"] as? Bool ?? false) ? .control : .userDefined
         }
-        let count = max(config.vocabSize, (byId.keys.max() ?? -1) + 1)
+        let count = max(vocabSize, (byId.keys.max() ?? -1) + 1)
         var tokens: [String] = []
         var tokenTypes: [GGUFTokenizer.TokenType] = []
         for id in 0..<count {
@@ -107,7 +108,7 @@ public enum TokenizerFiles {
         }
         return GGUFTokenizer(
             model: "gpt2", pre: pre.rawValue, tokens: tokens, tokenTypes: tokenTypes, merges: merges,
-            bosId: idOf("bos_token") ?? config.bosTokenId, eosId: idOf("eos_token") ?? config.eosTokenIds.first,
+            bosId: idOf("bos_token") ?? configIds?.bosTokenId, eosId: idOf("eos_token") ?? configIds?.eosTokenIds.first,
             unkId: idOf("unk_token"), padId: idOf("pad_token"),
             addBos: tc["add_bos_token"] as? Bool ?? false, addEos: tc["add_eos_token"] as? Bool,
             addSpacePrefix: false, chatTemplate: tc["chat_template"] as? String)

@@ -9,16 +9,28 @@ public enum TokenizerLoader {
     }
 
     public static func load(for checkpoint: Checkpoint) throws -> Tokenizer {
-        if let gguf = checkpoint.gguf {
-            guard let t = try GGUFTokenizer(gguf: gguf) else {
-                throw Unsupported(description: "\(checkpoint.path): no tokenizer metadata in this GGUF")
-            }
-            return try make(t, path: checkpoint.path)
-        }
+        if let gguf = checkpoint.gguf { return try load(gguf: gguf) }
         guard let folder = checkpoint.folder else {
             throw Unsupported(description: "\(checkpoint.path): no tokenizer (pass the HF folder, not a lone .safetensors)")
         }
-        return try make(TokenizerFiles.ggufTokenizer(folder: folder, config: checkpoint.config), path: folder + "/tokenizer.json")
+        return try make(TokenizerFiles.ggufTokenizer(folder: folder, vocabSize: checkpoint.config.vocabSize,
+                                                     configIds: checkpoint.config), path: folder + "/tokenizer.json")
+    }
+
+    /// The tokenizer alone: a GGUF (vocab-only files work) or an HF folder, whose
+    /// config.json is used for the vocabulary size and special ids when present.
+    public static func load(path: String) throws -> Tokenizer {
+        if !FilePath.isDirectory(path) { return try load(gguf: GGUFFile(path: path)) }
+        let config = try? Checkpoint.loadConfig(path + "/config.json").config
+        return try make(TokenizerFiles.ggufTokenizer(folder: path, vocabSize: config?.vocabSize ?? 0, configIds: config),
+                        path: path + "/tokenizer.json")
+    }
+
+    static func load(gguf: GGUFFile) throws -> Tokenizer {
+        guard let t = try GGUFTokenizer(gguf: gguf) else {
+            throw Unsupported(description: "\(gguf.path): no tokenizer metadata in this GGUF")
+        }
+        return try make(t, path: gguf.path)
     }
 
     /// A tokenizer from the GGUF-style description (either source is first put in this form).
