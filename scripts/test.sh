@@ -8,6 +8,7 @@ cd "$CKPT_REPO"
 bash scripts/setup.sh
 echo "test: generating fixtures" >&2
 "$CKPT_VENV/bin/python" scripts/fixtures/make_tiny_models.py --out fixtures/tiny >/dev/null
+"$CKPT_VENV/bin/python" scripts/fixtures/make_pretokenizer_cases.py --out fixtures/tiny >/dev/null
 echo "test: swift test" >&2
 swift test --disable-swift-testing 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' 
 echo "test: interop suite" >&2
