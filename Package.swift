@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "ckpt-surgeon", targets: ["CkptSurgeonCLI"]),
         .library(name: "SurgeonFormats", targets: ["SurgeonFormats"]),
         .library(name: "SurgeonModel", targets: ["SurgeonModel"]),
+        .library(name: "SurgeonCompute", targets: ["SurgeonCompute"]),
         .library(name: "SurgeonEmit", targets: ["SurgeonEmit"]),
     ],
     dependencies: [
@@ -27,16 +28,18 @@ let package = Package(
 
         .target(name: "SurgeonFormats", dependencies: ["CXXHash", "CPlatform"]),
         .target(name: "SurgeonModel", dependencies: ["SurgeonFormats"]),
+        .target(name: "SurgeonCompute", dependencies: ["SurgeonFormats", "SurgeonModel", "COpenBLAS", "CZstd"]),
         .target(name: "SurgeonEmit", dependencies: ["SurgeonFormats", "SurgeonModel"]),
         .executableTarget(
             name: "CkptSurgeonCLI",
             dependencies: [
-                "SurgeonFormats", "SurgeonModel", "SurgeonEmit",
+                "SurgeonFormats", "SurgeonModel", "SurgeonCompute", "SurgeonEmit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "SurgeonFormatsTests", dependencies: ["SurgeonFormats"]),
         .testTarget(name: "SurgeonModelTests", dependencies: ["SurgeonModel"]),
+        .testTarget(name: "SurgeonComputeTests", dependencies: ["SurgeonCompute"]),
         .testTarget(name: "SurgeonEmitTests", dependencies: ["SurgeonEmit"]),
     ]
 )

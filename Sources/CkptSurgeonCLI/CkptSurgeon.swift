@@ -21,7 +21,8 @@ struct CkptSurgeon: ParsableCommand {
           ckpt-surgeon convert smollm2-hf -o smollm2.f16.gguf --to gguf --dtype f16
         """,
         version: version,
-        subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self])
+        subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, PerplexityCommand.self,
+                      GenerateCommand.self, LogitsCommand.self])
 
     static func main() {
         // A file-size limit should fail a write with EFBIG (reported, output removed),

@@ -22,24 +22,36 @@ func formatNumber(_ x: Double) -> String {
 /// takes long enough to be worth watching.
 final class ProgressBar: @unchecked Sendable {
     private let label: String
+    private let unit: String
     private let start = Date()
     private var lastDraw = Date.distantPast
     private let enabled = isatty(2) == 1
     private var drawn = false
 
-    init(label: String) { self.label = label }
+    /// `unit` "bytes" shows MB/s; anything else shows "done/total unit" and a time estimate.
+    init(label: String, unit: String = "bytes") {
+        self.label = label
+        self.unit = unit
+    }
 
     @Sendable func update(_ done: Int, _ total: Int) {
         guard enabled, total > 0 else { return }
         let now = Date()
-        guard now.timeIntervalSince(start) > 0.5, now.timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
+        guard now.timeIntervalSince(start) > 0.5 || unit != "bytes", now.timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
         lastDraw = now
         let fraction = Double(done) / Double(total)
         let width = 30
         let filled = Int(fraction * Double(width))
-        let rate = Double(done) / max(now.timeIntervalSince(start), 1e-9) / 1e6
+        let elapsed = max(now.timeIntervalSince(start), 1e-9)
+        let detail: String
+        if unit == "bytes" {
+            detail = String(format: "%.0f MB/s", Double(done) / elapsed / 1e6)
+        } else {
+            let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+            detail = "\(done)/\(total) \(unit), eta \(Int(eta)) s"
+        }
         let line = "\r\(label) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            + "] \(Int(fraction * 100))% \(String(format: "%.0f", rate)) MB/s"
+            + "] \(Int(fraction * 100))% " + detail
         FileHandle.standardError.write(Data(line.utf8))
         drawn = true
     }

@@ -55,6 +55,22 @@ public struct CheckpointTensor: Sendable {
         return out
     }
 
+    /// Decodes HF rows `rows` (each `shape.last` wide) into `out`.
+    public func decodeRows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let perRow = stored.rowLength
+        let all = stored.bytes
+        if storedRows == nil {
+            let bytes = UnsafeRawBufferPointer(rebasing: all[(rows.lowerBound * rowBytes)..<(rows.upperBound * rowBytes)])
+            TensorCodec.decode(dtype, from: bytes, into: UnsafeMutableBufferPointer(start: out, count: rows.count * perRow))
+            return
+        }
+        for (i, r) in rows.enumerated() {
+            let start = storedRows![r] * rowBytes
+            TensorCodec.decode(dtype, from: UnsafeRawBufferPointer(rebasing: all[start..<(start + rowBytes)]),
+                               into: UnsafeMutableBufferPointer(start: out + i * perRow, count: perRow))
+        }
+    }
+
     /// Gives the tensor's pages back to the kernel once it has been copied or decoded.
     public func release() { stored.file.release(stored.dataRange) }
 }

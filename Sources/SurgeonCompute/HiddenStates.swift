@@ -1,0 +1,173 @@
+import CZstd
+import Foundation
+import SurgeonFormats
+
+/// The hidden states of every calibration sequence between two layers:
+/// [sequences × length × width] f32.
+///
+/// Held as one buffer while it fits in the memory budget; above it, chunks of sequences
+/// live zstd-compressed in a temporary file, and each pass reads a chunk, lets the layer
+/// update it, and writes it to the next file.
+public final class HiddenStates: @unchecked Sendable {
+    public let sequences: Int, length: Int, width: Int
+    /// Sequences per chunk of a pass (the executor's unit of work).
+    public let chunkSequences: Int
+    private var memory: [Float]?
+    private var spill: SpillFile?
+
+    public var byteCount: Int { sequences * length * width * 4 }
+    public var isSpilled: Bool { spill != nil }
+
+    public init(sequences: Int, length: Int, width: Int, chunkSequences: Int, memoryBudget: Int) throws {
+        self.sequences = sequences
+        self.length = length
+        self.width = width
+        self.chunkSequences = max(1, min(chunkSequences, sequences))
+        if sequences * length * width * 4 <= memoryBudget {
+            memory = [Float](repeating: 0, count: sequences * length * width)
+        } else {
+            spill = try SpillFile(chunkFloats: self.chunkSequences * length * width)
+        }
+    }
+
+    /// Sequence ranges of the chunks, in order.
+    public var chunks: [Range<Int>] {
+        stride(from: 0, to: sequences, by: chunkSequences).map { $0..<min($0 + chunkSequences, sequences) }
+    }
+
+    /// One read-modify-write pass over all chunks in order: `body` gets each chunk's
+    /// sequence range and its [chunk × length × width] floats to update in place.
+    public func pass(_ body: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws {
+        let perSequence = length * width
+        if memory != nil {
+            try memory!.withUnsafeMutableBufferPointer { all in
+                for chunk in chunks { try body(chunk, all.baseAddress! + chunk.lowerBound * perSequence) }
+            }
+            return
+        }
+        try spill!.pass(chunkCount: chunks.count) { index, buffer in
+            try body(chunks[index], buffer)
+        }
+    }
+
+    private init(copying other: HiddenStates) throws {
+        sequences = other.sequences
+        length = other.length
+        width = other.width
+        chunkSequences = other.chunkSequences
+        memory = other.memory
+        spill = try other.spill?.clone()
+    }
+
+    /// A copy (for caching the state at a layer boundary); spilled states stay spilled.
+    public func copy() throws -> HiddenStates { try HiddenStates(copying: self) }
+
+    /// The states of `sequence`, copied out ([length × width]).
+    public func read(sequence: Int) throws -> [Float] {
+        var out: [Float] = []
+        try pass { chunk, buffer in
+            if chunk.contains(sequence) {
+                let start = buffer + (sequence - chunk.lowerBound) * length * width
+                out = Array(UnsafeBufferPointer(start: start, count: length * width))
+            }
+        }
+        return out
+    }
+}
+
+/// zstd-compressed chunks in a pair of unlinked temporary files: each pass reads every
+/// chunk from one and writes it to the other, then they swap.
+final class SpillFile {
+    private let chunkFloats: Int
+    private var current: (fd: Int32, offsets: [(Int, Int)])
+    private var next: Int32
+    private let buffer: UnsafeMutablePointer<Float>
+    private var compressed: [UInt8]
+
+    init(chunkFloats: Int) throws {
+        self.chunkFloats = chunkFloats
+        current = (try Self.temporaryFile(), [])
+        next = try Self.temporaryFile()
+        buffer = .allocate(capacity: chunkFloats)
+        buffer.initialize(repeating: 0, count: chunkFloats)
+        compressed = [UInt8](repeating: 0, count: ZSTD_compressBound(chunkFloats * 4))
+    }
+
+    deinit {
+        close(current.fd)
+        close(next)
+        buffer.deallocate()
+    }
+
+    private static func temporaryFile() throws -> Int32 {
+        let dir = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        var template = Array("\(dir)/ckpt-surgeon-spill-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw FormatError(.io, path: dir, "cannot create a spill file: \(String(cString: strerror(errno)))") }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return fd
+    }
+
+    func pass(chunkCount: Int, _ body: (Int, UnsafeMutablePointer<Float>) throws -> Void) throws {
+        var written: [(Int, Int)] = []
+        var offset = 0
+        guard ftruncate(next, 0) == 0 else { throw FormatError(.io, path: "spill file", "truncate failed") }
+        for i in 0..<chunkCount {
+            if i < current.offsets.count {
+                try readChunk(current.offsets[i])
+            } else {
+                buffer.update(repeating: 0, count: chunkFloats)
+            }
+            try body(i, buffer)
+            let size = try compressed.withUnsafeMutableBytes { out -> Int in
+                let n = ZSTD_compress(out.baseAddress, out.count, buffer, chunkFloats * 4, 1)
+                guard ZSTD_isError(n) == 0 else {
+                    throw FormatError(.io, path: "spill file", "zstd: \(String(cString: ZSTD_getErrorName(n)))")
+                }
+                return n
+            }
+            try compressed.withUnsafeBytes { bytes in
+                guard pwrite(next, bytes.baseAddress, size, off_t(offset)) == size else {
+                    throw FormatError(.io, path: "spill file", "write failed: \(String(cString: strerror(errno)))")
+                }
+            }
+            written.append((offset, size))
+            offset += size
+        }
+        let old = current.fd
+        current = (next, written)
+        next = old
+    }
+
+    /// An independent copy of the current chunks.
+    func clone() throws -> SpillFile {
+        let copy = try SpillFile(chunkFloats: chunkFloats)
+        let total = current.offsets.last.map { $0.0 + $0.1 } ?? 0
+        var bytes = [UInt8](repeating: 0, count: 1 << 20)
+        var offset = 0
+        while offset < total {
+            let n = min(bytes.count, total - offset)
+            try bytes.withUnsafeMutableBytes { b in
+                guard pread(current.fd, b.baseAddress, n, off_t(offset)) == n,
+                      pwrite(copy.current.fd, b.baseAddress, n, off_t(offset)) == n else {
+                    throw FormatError(.io, path: "spill file", "copy failed: \(String(cString: strerror(errno)))")
+                }
+            }
+            offset += n
+        }
+        copy.current.offsets = current.offsets
+        return copy
+    }
+
+    private func readChunk(_ location: (offset: Int, size: Int)) throws {
+        try compressed.withUnsafeMutableBytes { bytes in
+            guard pread(current.fd, bytes.baseAddress, location.size, off_t(location.offset)) == location.size else {
+                throw FormatError(.io, path: "spill file", "read failed")
+            }
+            let n = ZSTD_decompress(buffer, chunkFloats * 4, bytes.baseAddress, location.size)
+            guard ZSTD_isError(n) == 0, n == chunkFloats * 4 else {
+                throw FormatError(.io, path: "spill file", "corrupt chunk")
+            }
+        }
+    }
+}

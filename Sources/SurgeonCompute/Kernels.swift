@@ -1,0 +1,61 @@
+import Foundation
+
+/// Element-wise and row-wise kernels of the forward pass, on row-major buffers.
+public enum Kernels {
+    /// out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight, for each row of width `n`.
+    public static func rmsNorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                               rows: Int, n: Int, eps: Float) {
+        for r in 0..<rows {
+            let xr = x + r * n, or = out + r * n
+            var sum: Float = 0
+            for i in 0..<n { sum += xr[i] * xr[i] }
+            let scale = 1 / (sum / Float(n) + eps).squareRoot()
+            for i in 0..<n { or[i] = weight[i] * (xr[i] * scale) }
+        }
+    }
+
+    /// x[r] += bias for each row.
+    public static func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, n: Int) {
+        for r in 0..<rows {
+            let xr = x + r * n
+            for i in 0..<n { xr[i] += bias[i] }
+        }
+    }
+
+    /// x += y, element-wise over `count`.
+    public static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] += y[i] }
+    }
+
+    /// gate = silu(gate) · up (SwiGLU), in place.
+    public static func siluMul(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let g = gate[i]
+            gate[i] = g / (1 + exp(-g)) * up[i]
+        }
+    }
+
+    /// Softmax over the first `length` entries of a row, in place (the rest are set to 0).
+    public static func softmaxPrefix(_ row: UnsafeMutablePointer<Float>, length: Int, width: Int) {
+        var m = -Float.infinity
+        for j in 0..<length { m = max(m, row[j]) }
+        var sum: Float = 0
+        for j in 0..<length {
+            let e = exp(row[j] - m)
+            row[j] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for j in 0..<length { row[j] *= inv }
+        for j in length..<width { row[j] = 0 }
+    }
+
+    /// log Σ exp(row) over `n` entries, computed stably.
+    public static func logSumExp(_ row: UnsafePointer<Float>, n: Int) -> Double {
+        var m = -Float.infinity
+        for j in 0..<n { m = max(m, row[j]) }
+        var sum: Double = 0
+        for j in 0..<n { sum += Double(exp(row[j] - m)) }
+        return Double(m) + log(sum)
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import SurgeonFormats
+import SurgeonModel
+
+/// Token embeddings in, and the final norm and vocabulary projection out.
+///
+/// Neither the embedding table nor the head is held as f32: embedding rows are decoded
+/// per token, and the head is applied a slice of the vocabulary at a time (an online
+/// log-sum-exp), so memory stays at one slice whatever the vocabulary size.
+public struct LanguageModelHead: Sendable {
+    public static let vocabularySlice = 8192
+
+    public let embedding: CheckpointTensor
+    public let output: CheckpointTensor
+    public let finalNorm: [Float]
+    public let hidden: Int
+    public let vocabulary: Int
+    public let eps: Float
+
+    public init(checkpoint: Checkpoint) throws {
+        func tensor(_ name: String) throws -> CheckpointTensor {
+            guard let t = checkpoint.tensor(name) else {
+                throw FormatError(.inconsistent, path: checkpoint.path, "missing tensor '\(name)'")
+            }
+            return t
+        }
+        embedding = try tensor("model.embed_tokens.weight")
+        output = checkpoint.config.tieWordEmbeddings ? embedding : try tensor("lm_head.weight")
+        let norm = try tensor("model.norm.weight")
+        finalNorm = norm.decodeF32()
+        hidden = checkpoint.config.hiddenSize
+        vocabulary = output.shape[0]
+        eps = Float(checkpoint.config.rmsNormEps)
+    }
+
+    /// Rows of the embedding table for `tokens`, written to `out` ([tokens × hidden]).
+    public func embed(_ tokens: ArraySlice<Int>, into out: UnsafeMutablePointer<Float>) {
+        for (i, t) in tokens.enumerated() {
+            embedding.decodeRows(t..<(t + 1), into: out + i * hidden)
+        }
+    }
+
+    /// Negative log-likelihood of `targets[r]` under the logits of row r of `hidden`
+    /// (the last layer's output, before the final norm). A target of -1 is not scored (0).
+    public func negativeLogLikelihood(_ x: UnsafePointer<Float>, rows: Int, targets: [Int]) -> [Double] {
+        let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * hidden)
+        defer { normed.deallocate() }
+        finalNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, normed, rows: rows, n: hidden, eps: eps) }
+        var maxLogit = [Float](repeating: -.infinity, count: rows)
+        var sumExp = [Double](repeating: 0, count: rows)
+        var targetLogit = [Float](repeating: 0, count: rows)
+        forEachSlice(normed, rows: rows) { logits, vocab in
+            for r in 0..<rows {
+                let row = logits + r * vocab.count
+                var m = maxLogit[r]
+                for j in 0..<vocab.count { m = max(m, row[j]) }
+                var s = sumExp[r] * Double(exp(maxLogit[r] - m))
+                if maxLogit[r] == -.infinity { s = 0 }
+                for j in 0..<vocab.count { s += Double(exp(row[j] - m)) }
+                maxLogit[r] = m
+                sumExp[r] = s
+                let t = targets[r]
+                if vocab.contains(t) { targetLogit[r] = row[t - vocab.lowerBound] }
+            }
+        }
+        return (0..<rows).map { r in
+            targets[r] < 0 ? 0 : Double(maxLogit[r]) + log(sumExp[r]) - Double(targetLogit[r])
+        }
+    }
+
+    /// Full logits [rows × vocabulary] of `x` (the last layer's output).
+    public func logits(_ x: UnsafePointer<Float>, rows: Int) -> [Float] {
+        let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * hidden)
+        defer { normed.deallocate() }
+        finalNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, normed, rows: rows, n: hidden, eps: eps) }
+        var out = [Float](repeating: 0, count: rows * vocabulary)
+        out.withUnsafeMutableBufferPointer { all in
+            forEachSlice(normed, rows: rows) { logits, vocab in
+                for r in 0..<rows {
+                    (all.baseAddress! + r * vocabulary + vocab.lowerBound).update(from: logits + r * vocab.count, count: vocab.count)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Calls `body` with [rows × slice] logits for each slice of the vocabulary.
+    private func forEachSlice(_ normed: UnsafePointer<Float>, rows: Int,
+                              _ body: (UnsafePointer<Float>, Range<Int>) -> Void) {
+        let slice = min(Self.vocabularySlice, vocabulary)
+        let weights = UnsafeMutablePointer<Float>.allocate(capacity: slice * hidden)
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: rows * slice)
+        defer { weights.deallocate(); logits.deallocate() }
+        var start = 0
+        while start < vocabulary {
+            let vocab = start..<min(start + slice, vocabulary)
+            output.decodeRows(vocab, into: weights)
+            BLAS.matmulTransposed(normed, weights, logits, m: rows, n: vocab.count, k: hidden)
+            body(logits, vocab)
+            start = vocab.upperBound
+        }
+        output.release()
+    }
+}

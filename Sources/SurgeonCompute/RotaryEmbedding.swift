@@ -1,0 +1,74 @@
+import Foundation
+import SurgeonModel
+
+/// Rotary position embedding in HF's `rotate_half` convention: dimension i of a head
+/// is rotated with dimension i + d/2 by angle position · invFreq[i].
+public struct RotaryEmbedding: Sendable {
+    public let headDim: Int
+    public let invFreq: [Float]
+
+    public init(config: ModelConfig) {
+        let headDim = config.headDim
+        self.headDim = headDim
+        var freq = (0..<(headDim / 2)).map { i in Float(1 / pow(config.ropeTheta, Double(2 * i) / Double(headDim))) }
+        if let s = config.ropeScaling {
+            freq = RotaryEmbedding.scaled(freq, s)
+        }
+        invFreq = freq
+    }
+
+    /// transformers' `rope_init_fn`s: llama3 smooths between factor-scaled low
+    /// frequencies and unscaled high ones; linear divides every frequency by the factor.
+    static func scaled(_ freq: [Float], _ s: RopeScaling) -> [Float] {
+        switch s.ropeType {
+        case "llama3":
+            guard let factor = s.factor, let low = s.lowFreqFactor, let high = s.highFreqFactor,
+                  let original = s.originalMaxPositionEmbeddings else { return freq }
+            let lowWavelen = Double(original) / low, highWavelen = Double(original) / high
+            return freq.map { f in
+                let wavelen = 2 * Double.pi / Double(f)
+                if wavelen < highWavelen { return f }
+                if wavelen > lowWavelen { return Float(Double(f) / factor) }
+                let smooth = (Double(original) / wavelen - low) / (high - low)
+                return Float((1 - smooth) * Double(f) / factor + smooth * Double(f))
+            }
+        case "linear":
+            guard let factor = s.factor else { return freq }
+            return freq.map { Float(Double($0) / factor) }
+        default:
+            return freq
+        }
+    }
+
+    /// cos and sin tables for positions 0..<count: [count × d/2] each.
+    public func tables(count: Int, offset: Int = 0) -> (cos: [Float], sin: [Float]) {
+        let half = headDim / 2
+        var c = [Float](repeating: 0, count: count * half), s = c
+        for p in 0..<count {
+            for i in 0..<half {
+                let angle = Float(p + offset) * invFreq[i]
+                c[p * half + i] = cos(angle)
+                s[p * half + i] = sin(angle)
+            }
+        }
+        return (c, s)
+    }
+
+    /// Rotates `heads` heads of each row in place; row r has position `positions(r)`.
+    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, rowStride: Int,
+                      cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, position: (Int) -> Int) {
+        let half = headDim / 2
+        for r in 0..<rows {
+            let p = position(r)
+            let c = cos + p * half, s = sin + p * half
+            for h in 0..<heads {
+                let v = x + r * rowStride + h * headDim
+                for i in 0..<half {
+                    let a = v[i], b = v[i + half]
+                    v[i] = a * c[i] - b * s[i]
+                    v[i + half] = b * c[i] + a * s[i]
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import SurgeonModel
+
+/// Runs token sequences through a model one decoder layer at a time.
+///
+/// Only the current layer's weights are resident (decoded to f32 from the mapping, then
+/// dropped); the hidden states of all sequences live in a `HiddenStates` store. After
+/// each layer an observer sees its activations, chunk by chunk, so statistics are
+/// gathered in the same pass. A run can start at any layer from states cached earlier.
+public final class StreamingExecutor {
+    public let checkpoint: Checkpoint
+    public let shape: LayerShape
+    public let rope: RotaryEmbedding
+    public let head: LanguageModelHead
+    /// Supplies layer i's weights; surgery swaps in merged layers here.
+    public var layerWeights: (Int) throws -> DecoderLayerWeights
+    public var layerCount: Int
+    /// Hidden states above this size spill to zstd-compressed temp files.
+    public var memoryBudget: Int
+    /// Tokens per chunk inside a layer: bounds the activation buffers.
+    public var chunkTokens: Int
+    /// Layer forwards executed (one per layer per pass), for the resume benchmark.
+    public private(set) var layerForwards = 0
+
+    private let workspace = LayerWorkspace()
+
+    public init(checkpoint: Checkpoint, memoryBudget: Int = 2 << 30, chunkTokens: Int = 4096) throws {
+        self.checkpoint = checkpoint
+        shape = LayerShape(checkpoint.config)
+        rope = RotaryEmbedding(config: checkpoint.config)
+        head = try LanguageModelHead(checkpoint: checkpoint)
+        layerCount = checkpoint.config.numHiddenLayers
+        self.memoryBudget = memoryBudget
+        self.chunkTokens = chunkTokens
+        layerWeights = { try DecoderLayerWeights.load(from: checkpoint, layer: $0) }
+    }
+
+    /// Embeds `sequences` (all of one length) into a new store: the input of layer 0.
+    public func embed(_ sequences: [[Int]]) throws -> HiddenStates {
+        let length = sequences.first?.count ?? 0
+        precondition(sequences.allSatisfy { $0.count == length }, "sequences must share one length")
+        let states = try HiddenStates(sequences: sequences.count, length: length, width: shape.hidden,
+                                      chunkSequences: max(1, chunkTokens / max(length, 1)), memoryBudget: memoryBudget)
+        try states.pass { chunk, buffer in
+            for (i, s) in chunk.enumerated() {
+                head.embed(sequences[s][...], into: buffer + i * length * shape.hidden)
+            }
+        }
+        return states
+    }
+
+    /// Runs `layers` over `states` in place. `observe` sees each layer's activations;
+    /// `boundary` is called after each layer with its index and the states, to cache them.
+    public func run(_ states: HiddenStates, layers: Range<Int>,
+                    observe: ((Int, LayerActivations) -> Void)? = nil,
+                    boundary: ((Int, HiddenStates) throws -> Void)? = nil,
+                    progress: ((Int) -> Void)? = nil) throws {
+        let tables = rope.tables(count: states.length)
+        for layer in layers {
+            let weights = try layerWeights(layer)
+            try states.pass { chunk, buffer in
+                DecoderLayer.forward(weights, shape: shape, rope: rope, ropeTables: tables, x: buffer,
+                                     sequences: chunk.count, length: states.length, workspace: workspace,
+                                     observe: observe.map { f in { f(layer, $0) } }, firstSequence: chunk.lowerBound)
+            }
+            layerForwards += 1
+            try boundary?(layer, states)
+            progress?(layer)
+        }
+    }
+
+    /// Logits [length × vocabulary] of each sequence in `states` (after the last layer).
+    public func logits(_ states: HiddenStates) throws -> [[Float]] {
+        var out: [[Float]] = []
+        try states.pass { chunk, buffer in
+            for i in 0..<chunk.count {
+                out.append(head.logits(buffer + i * states.length * shape.hidden, rows: states.length))
+            }
+        }
+        return out
+    }
+}
