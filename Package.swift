@@ -37,6 +37,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        .executableTarget(name: "SurgeonBench", dependencies: ["SurgeonCompute", "SurgeonModel"]),
+
         .testTarget(name: "SurgeonFormatsTests", dependencies: ["SurgeonFormats"]),
         .testTarget(name: "SurgeonModelTests", dependencies: ["SurgeonModel"]),
         .testTarget(name: "SurgeonComputeTests", dependencies: ["SurgeonCompute"]),

@@ -38,6 +38,7 @@ public struct LanguageModelHead: Sendable {
         for (i, t) in tokens.enumerated() {
             embedding.decodeRows(t..<(t + 1), into: out + i * hidden)
         }
+        embedding.release()
     }
 
     /// Negative log-likelihood of `targets[r]` under the logits of row r of `hidden`

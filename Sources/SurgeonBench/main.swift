@@ -1,0 +1,73 @@
+import Foundation
+import SurgeonCompute
+import SurgeonModel
+
+// Micro-benchmarks that need the library's own OpenBLAS linkage: plain sgemm at a
+// model's projection shapes, and the decoder-layer forward on the same machine, so the
+// two GFLOP/s figures can be compared in one run (bench/forward.sh drives this).
+//
+//   surgeon-bench sgemm MODEL [tokens]      sgemm GFLOP/s at MODEL's projection shapes
+//   surgeon-bench layer MODEL [sequences]   decoder-layer forward GFLOP/s at ctx 512
+
+func seconds(_ body: () -> Void) -> Double {
+    let t = Date()
+    body()
+    return Date().timeIntervalSince(t)
+}
+
+func bestOf(_ n: Int, _ body: () -> Void) -> Double {
+    (0..<n).map { _ in seconds(body) }.min()!
+}
+
+let args = CommandLine.arguments
+guard args.count >= 3, let checkpoint = try? Checkpoint.open(args[2]) else {
+    FileHandle.standardError.write(Data("usage: surgeon-bench sgemm|layer MODEL [n]\n".utf8))
+    exit(2)
+}
+let c = checkpoint.config
+let s = LayerShape(c)
+
+switch args[1] {
+case "sgemm":
+    let m = args.count > 3 ? Int(args[3])! : 2048
+    // The projections of one layer: q, k, v, o, gate, up, down.
+    let shapes = [(s.qWidth, s.hidden), (s.kvWidth, s.hidden), (s.kvWidth, s.hidden), (s.hidden, s.qWidth),
+                  (s.intermediate, s.hidden), (s.intermediate, s.hidden), (s.hidden, s.intermediate)]
+    var flops = 0.0, time = 0.0
+    for (n, k) in shapes {
+        let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
+        var out = [Float](repeating: 0, count: m * n)
+        let t = bestOf(5) {
+            BLAS.matmulTransposed(a, b, &out, m: m, n: n, k: k)
+        }
+        flops += 2.0 * Double(m * n * k)
+        time += t
+    }
+    print(String(format: "sgemm %.1f GFLOP/s (M=%d, the 7 projection shapes of one layer, best of 5 each, %d threads)",
+                 flops / time / 1e9, m, BLAS.threads))
+case "layer":
+    let sequences = args.count > 3 ? Int(args[3])! : 4
+    let length = 512
+    let weights = try DecoderLayerWeights.load(from: checkpoint, layer: 0)
+    let rope = RotaryEmbedding(config: c)
+    let tables = rope.tables(count: length)
+    var x = (0..<(sequences * length * s.hidden)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+    let workspace = LayerWorkspace()
+    let t = bestOf(3) {
+        var y = x
+        y.withUnsafeMutableBufferPointer {
+            DecoderLayer.forward(weights, shape: s, rope: rope, ropeTables: tables, x: $0.baseAddress!,
+                                 sequences: sequences, length: length, workspace: workspace)
+        }
+    }
+    x[0] = 0
+    let tokens = Double(sequences * length)
+    let projection = 2.0 * tokens * Double(s.hidden * (s.qWidth * 2 + s.kvWidth * 2) + 3 * s.hidden * s.intermediate)
+    // Attention as computed: the full T×T scores and their product with V for every head.
+    let attention = 2.0 * 2.0 * Double(sequences) * Double(length * length) * Double(s.headDim * s.heads)
+    print(String(format: "layer forward %.1f GFLOP/s (%.1f ms for %d × %d tokens; projections %.0f%% of the FLOPs)",
+                 (projection + attention) / t / 1e9, t * 1000, sequences, length, 100 * projection / (projection + attention)))
+default:
+    FileHandle.standardError.write(Data("unknown benchmark \(args[1])\n".utf8))
+    exit(2)
+}
