@@ -16,6 +16,10 @@ out=bench/RESULTS.md
     echo "## convert (bench/convert.sh)"
     echo
     bash bench/convert.sh
+    echo
+    echo "## runtime (bench/runtime.sh)"
+    echo
+    bash bench/runtime.sh
 } > "$out.tmp"
 mv "$out.tmp" "$out"
 cat "$out"

@@ -34,8 +34,19 @@ final class ProgressBar: @unchecked Sendable {
         self.unit = unit
     }
 
+    private var lastTenth = 0
+
     @Sendable func update(_ done: Int, _ total: Int) {
-        guard enabled, total > 0 else { return }
+        guard total > 0 else { return }
+        if !enabled {
+            // Logs get a plain line per tenth of long, counted work (not byte copies).
+            let tenth = done * 10 / total
+            if unit != "bytes" && tenth > lastTenth {
+                lastTenth = tenth
+                FileHandle.standardError.write(Data("\(label): \(done)/\(total) \(unit)\n".utf8))
+            }
+            return
+        }
         let now = Date()
         guard now.timeIntervalSince(start) > 0.5 || unit != "bytes", now.timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
         lastDraw = now
