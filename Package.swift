@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SurgeonFormats", targets: ["SurgeonFormats"]),
         .library(name: "SurgeonModel", targets: ["SurgeonModel"]),
         .library(name: "SurgeonCompute", targets: ["SurgeonCompute"]),
+        .library(name: "SurgeonSurgery", targets: ["SurgeonSurgery"]),
         .library(name: "SurgeonEmit", targets: ["SurgeonEmit"]),
     ],
     dependencies: [
@@ -29,11 +30,13 @@ let package = Package(
         .target(name: "SurgeonFormats", dependencies: ["CXXHash", "CPlatform"]),
         .target(name: "SurgeonModel", dependencies: ["SurgeonFormats"]),
         .target(name: "SurgeonCompute", dependencies: ["SurgeonFormats", "SurgeonModel", "COpenBLAS", "CZstd"]),
-        .target(name: "SurgeonEmit", dependencies: ["SurgeonFormats", "SurgeonModel"]),
+        .target(name: "SurgeonSurgery", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonCompute"],
+                resources: [.copy("Resources/wiki.valid.raw"), .copy("Resources/LICENSE-wikitext.md")]),
+        .target(name: "SurgeonEmit", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonSurgery"]),
         .executableTarget(
             name: "CkptSurgeonCLI",
             dependencies: [
-                "SurgeonFormats", "SurgeonModel", "SurgeonCompute", "SurgeonEmit",
+                "SurgeonFormats", "SurgeonModel", "SurgeonCompute", "SurgeonSurgery", "SurgeonEmit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -22,7 +22,8 @@ struct CkptSurgeon: ParsableCommand {
         """,
         version: version,
         subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, PerplexityCommand.self,
-                      GenerateCommand.self, LogitsCommand.self])
+                      GenerateCommand.self, LogitsCommand.self, ScoresCommand.self, MergeCommand.self,
+                      PruneCommand.self, VerifyCommand.self])
 
     static func main() {
         // A file-size limit should fail a write with EFBIG (reported, output removed),

@@ -43,16 +43,16 @@ struct LogitsCommand: ParsableCommand {
         if let ids {
             tokens = try ids.split(separator: " ").map {
                 guard let id = Int($0), id >= 0, id < checkpoint.config.vocabSize else {
-                    throw ValidationError("'\($0)' is not a token id below the vocabulary size \(checkpoint.config.vocabSize)")
+                    throw InputError("'\($0)' is not a token id below the vocabulary size \(checkpoint.config.vocabSize)")
                 }
                 return id
             }
         } else if let prompt {
             tokens = try TokenizerLoader.load(for: checkpoint).encodeWithSpecials(prompt)
         } else {
-            throw ValidationError("give --ids or --prompt")
+            throw InputError("give --ids or --prompt")
         }
-        guard !tokens.isEmpty else { throw ValidationError("no tokens") }
+        guard !tokens.isEmpty else { throw InputError("no tokens") }
         let logits: [Float]
         switch path {
         case .streaming:

@@ -59,7 +59,7 @@ struct PerplexityCommand: ParsableCommand {
         let tokenizer = try TokenizerLoader.load(for: checkpoint)
         let ids = tokenizer.encodeWithSpecials(try readInput(prompt: nil, file: text))
         guard ids.count >= ctx else {
-            throw ValidationError("\(text) has \(ids.count) tokens, fewer than one window of \(ctx)")
+            throw InputError("\(text) has \(ids.count) tokens, fewer than one window of \(ctx)")
         }
         var options = Perplexity.Options()
         options.context = ctx

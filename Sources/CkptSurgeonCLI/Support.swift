@@ -71,3 +71,10 @@ final class ProgressBar: @unchecked Sendable {
         if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
+
+/// A problem with what the user asked for, found after argument parsing (so printed as
+/// one line, without the usage text ArgumentParser adds to `ValidationError`s).
+struct InputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

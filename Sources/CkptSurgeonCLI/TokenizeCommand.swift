@@ -58,7 +58,7 @@ func readInput(prompt: String?, file: String?) throws -> String {
     if let prompt { return prompt }
     if let file {
         guard let data = FileManager.default.contents(atPath: file) else {
-            throw ValidationError("cannot read \(file)")
+            throw InputError("cannot read \(file)")
         }
         return String(decoding: data, as: UTF8.self)
     }

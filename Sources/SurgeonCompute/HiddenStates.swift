@@ -62,6 +62,31 @@ public final class HiddenStates: @unchecked Sendable {
     /// A copy (for caching the state at a layer boundary); spilled states stay spilled.
     public func copy() throws -> HiddenStates { try HiddenStates(copying: self) }
 
+    /// A copy held in memory when it fits `memoryBudget`, spilled to disk otherwise
+    /// (0 always spills: boundary caches live on disk).
+    public func copy(memoryBudget: Int) throws -> HiddenStates {
+        let fits = byteCount <= memoryBudget
+        if fits == (memory != nil) { return try copy() }
+        let target = try HiddenStates(sequences: sequences, length: length, width: width,
+                                      chunkSequences: chunkSequences, memoryBudget: memoryBudget)
+        if let memory {
+            // In memory → spilled: one pass over the target, filled from our buffer.
+            let perSequence = length * width
+            try memory.withUnsafeBufferPointer { all in
+                try target.pass { chunk, buffer in
+                    buffer.update(from: all.baseAddress! + chunk.lowerBound * perSequence, count: chunk.count * perSequence)
+                }
+            }
+        } else {
+            // Spilled → memory: one pass over ours (rewrites our file unchanged).
+            var filled: [Float] = []
+            filled.reserveCapacity(sequences * length * width)
+            try pass { chunk, buffer in filled += UnsafeBufferPointer(start: buffer, count: chunk.count * length * width) }
+            target.memory = filled
+        }
+        return target
+    }
+
     /// The states of `sequence`, copied out ([length × width]).
     public func read(sequence: Int) throws -> [Float] {
         var out: [Float] = []

@@ -60,7 +60,7 @@ public enum Converter {
         }
     }
 
-    static func requireSpace(_ bytes: Int, at path: String) throws {
+    public static func requireSpace(_ bytes: Int, at path: String) throws {
         guard let free = freeSpace(near: path) else { return }
         let needed = bytes + (1 << 20)
         if free < needed {

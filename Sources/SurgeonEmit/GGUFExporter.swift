@@ -7,12 +7,15 @@ import SurgeonModel
 public struct GGUFExporter {
     public let checkpoint: Checkpoint
     public let tensors: [(ggufName: String, writer: TensorWriter)]
+    /// The hyperparameters written (the input's, or a pruned model's).
+    public var config: ModelConfig
     /// Extra keys (e.g. a surgery summary), appended after the standard ones.
     public var extraMetadata: [(key: String, value: GGUFValue)] = []
 
     public init(checkpoint: Checkpoint, tensors: [(ggufName: String, writer: TensorWriter)]) {
         self.checkpoint = checkpoint
         self.tensors = tensors
+        config = checkpoint.config
     }
 
     /// The HF row order llama.cpp expects for `name` (q/k of LLaMA-family models).
@@ -30,7 +33,7 @@ public struct GGUFExporter {
     public var layout: GGUFLayout {
         get throws {
             GGUFLayout(metadata: try metadata(), tensors: tensors.map {
-                GGUFLayout.Entry(name: $0.ggufName, dtype: $0.writer.outputDType, shape: $0.writer.tensor.shape)
+                GGUFLayout.Entry(name: $0.ggufName, dtype: $0.writer.outputDType, shape: $0.writer.shape)
             })
         }
     }
@@ -51,7 +54,7 @@ public struct GGUFExporter {
     }
 
     public func metadata() throws -> [(key: String, value: GGUFValue)] {
-        let c = checkpoint.config
+        let c = config
         let arch = checkpoint.family.traits.ggufArchitecture
         var kv: [(key: String, value: GGUFValue)] = [
             ("general.architecture", .string(arch)),
@@ -112,7 +115,7 @@ public struct GGUFExporter {
     /// llama.cpp's `llama_ftype` for the type most matrices are in.
     private func fileType() -> UInt32 {
         var bytes: [DType: Int] = [:]
-        for t in tensors where t.writer.tensor.shape.count >= 2 {
+        for t in tensors where t.writer.shape.count >= 2 {
             bytes[t.writer.outputDType, default: 0] += t.writer.outputByteCount
         }
         switch bytes.max(by: { $0.value < $1.value })?.key {

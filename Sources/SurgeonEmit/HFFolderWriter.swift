@@ -16,6 +16,9 @@ public struct HFFolderWriter {
     /// Set when layers were removed or merged; nil keeps the input's layer count.
     public var numLayers: Int?
     public var keptLayers: [Int]?
+    /// Called with the finished (not yet committed) folder; returns extra files to add,
+    /// such as a manifest that hashes the written tensors.
+    public var finalize: ((String) throws -> [(name: String, data: Data)])?
 
     public init(checkpoint: Checkpoint, writers: [TensorWriter], maxShardBytes: Int) {
         self.checkpoint = checkpoint
@@ -33,8 +36,8 @@ public struct HFFolderWriter {
         for (s, indices) in plan.shards.enumerated() {
             let name = plan.fileName(s)
             let layout = SafetensorsLayout(entries: indices.map {
-                SafetensorsLayout.Entry(name: writers[$0].tensor.name, dtype: writers[$0].outputDType,
-                                        shape: writers[$0].tensor.shape)
+                SafetensorsLayout.Entry(name: writers[$0].name, dtype: writers[$0].outputDType,
+                                        shape: writers[$0].shape)
             })
             let out = try folder.file(name)
             try out.write(layout.headerBytes())
@@ -42,7 +45,7 @@ public struct HFFolderWriter {
                 try writers[i].write(to: out)
                 done += writers[i].outputByteCount
                 progress?(done, dataBytes)
-                weightMap.append((writers[i].tensor.name, name))
+                weightMap.append((writers[i].name, name))
             }
             try out.commit()
         }
@@ -54,6 +57,7 @@ public struct HFFolderWriter {
         try folder.write("config.json", try HFConfigWriter.configJSON(
             for: checkpoint, numLayers: numLayers, keptLayers: keptLayers, torchDtype: dominantTorchDtype()))
         try writeTokenizer(into: folder)
+        for (name, data) in try finalize?(folder.temporaryPath) ?? [] { try folder.write(name, data) }
         try folder.commit()
     }
 

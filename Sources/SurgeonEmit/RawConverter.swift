@@ -21,7 +21,7 @@ public enum RawConverter {
         case .safetensors:
             let metadata = input.safetensors?.metadata ?? []
             let layout = SafetensorsLayout(entries: writers.map {
-                SafetensorsLayout.Entry(name: $0.tensor.name, dtype: $0.outputDType, shape: $0.tensor.shape)
+                SafetensorsLayout.Entry(name: $0.name, dtype: $0.outputDType, shape: $0.shape)
             }, metadata: metadata)
             try out.write(layout.headerBytes())
             for w in writers { try w.write(to: out) }
@@ -29,7 +29,7 @@ public enum RawConverter {
             var metadata = input.gguf?.metadata ?? []
             if metadata.isEmpty { metadata = [("general.architecture", .string("none"))] }
             let layout = GGUFLayout(metadata: metadata, tensors: writers.map {
-                GGUFLayout.Entry(name: $0.tensor.name, dtype: $0.outputDType, shape: $0.tensor.shape)
+                GGUFLayout.Entry(name: $0.name, dtype: $0.outputDType, shape: $0.shape)
             })
             try out.write(layout.headerBytes())
             for (i, w) in writers.enumerated() {

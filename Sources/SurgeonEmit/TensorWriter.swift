@@ -1,51 +1,86 @@
 import SurgeonFormats
 import SurgeonModel
 
-/// Streams one tensor into an output file: which stored rows, in which order, in which dtype.
+/// Streams one output tensor into a file: from which source, which rows in which order,
+/// in which dtype, under which (HF) name.
 ///
-/// Same dtype: the bytes go from the input mapping to the output unchanged (one
-/// `copy_file_range` when the rows are in order). Otherwise rows are decoded to f32 and
-/// re-encoded a chunk at a time, so no more than `chunkBytes` of f32 is ever held.
+/// A stored tensor in its own dtype goes from the input mapping to the output unchanged
+/// (one `copy_file_range` when the rows are in order). Anything else is decoded to f32 and
+/// re-encoded a chunk of rows at a time, so no more than `chunkBytes` of f32 is held beyond
+/// an in-memory source itself.
 public struct TensorWriter {
     public static let chunkBytes = 8 << 20
 
-    public let tensor: CheckpointTensor
-    /// Output row i is stored row `storedRows[i]`; nil writes the stored rows in order.
-    public let storedRows: [Int]?
-    public let outputDType: DType
-
-    public init(tensor: CheckpointTensor, hfRowOrder: [Int]? = nil, outputDType: DType) {
-        self.tensor = tensor
-        self.outputDType = outputDType
-        // Compose the requested HF row order with the order rows are stored in.
-        switch (hfRowOrder, tensor.storedRows) {
-        case (nil, nil): storedRows = nil
-        case (nil, let stored?): storedRows = stored
-        case (let hf?, nil): storedRows = hf
-        case (let hf?, let stored?): storedRows = hf.map { stored[$0] }
-        }
+    public enum Source {
+        /// Bytes of a checkpoint tensor, rows taken in `rows` order (nil: stored order).
+        case stored(CheckpointTensor, rows: [Int]?)
+        /// f32 values in HF layout (a merged layer), rows taken in `rows` order.
+        case memory([Float], rows: [Int]?)
     }
 
+    public let name: String
+    public let shape: [Int]
+    public let source: Source
+    public let outputDType: DType
+
+    /// A checkpoint tensor, optionally renamed (layers renumbered) and with its HF rows
+    /// reordered (`hfRowOrder[i]` is the HF row written as output row i).
+    public init(tensor: CheckpointTensor, name: String? = nil, hfRowOrder: [Int]? = nil, outputDType: DType) {
+        self.name = name ?? tensor.name
+        shape = tensor.shape
+        self.outputDType = outputDType
+        // Compose the requested HF row order with the order rows are stored in.
+        let rows: [Int]?
+        switch (hfRowOrder, tensor.storedRows) {
+        case (nil, nil): rows = nil
+        case (nil, let stored?): rows = stored
+        case (let hf?, nil): rows = hf
+        case (let hf?, let stored?): rows = hf.map { stored[$0] }
+        }
+        source = .stored(tensor, rows: rows)
+    }
+
+    public init(name: String, shape: [Int], values: [Float], hfRowOrder: [Int]? = nil, outputDType: DType) {
+        precondition(values.count == shape.reduce(1, *), "\(name): \(values.count) values for shape \(shape)")
+        self.name = name
+        self.shape = shape
+        self.outputDType = outputDType
+        source = .memory(values, rows: hfRowOrder)
+    }
+
+    private var rowLength: Int { shape.count >= 2 ? shape.last! : shape.reduce(1, *) }
+    private var rowCount: Int { shape.count >= 2 ? shape.reduce(1, *) / max(rowLength, 1) : 1 }
+
     public var outputByteCount: Int {
-        outputDType.byteCount(elements: tensor.elementCount, rowLength: tensor.shape.last ?? 1) ?? 0
+        outputDType.byteCount(elements: shape.reduce(1, *), rowLength: shape.last ?? 1) ?? 0
     }
 
     public func write(to out: OutputFile) throws {
-        let stored = tensor.stored
-        defer { tensor.release() }
-        let runs = rowRuns()
-        if outputDType == tensor.dtype {
-            for run in runs {
-                try out.copy(from: stored.file, range: byteRange(of: run))
+        switch source {
+        case .stored(let tensor, let rows):
+            defer { tensor.release() }
+            let runs = Self.runs(rows, count: rowCount)
+            if outputDType == tensor.dtype {
+                for run in runs { try out.copy(from: tensor.stored.file, range: byteRange(tensor, run)) }
+                return
             }
-            return
+            try convert(runs, to: out) { run, buffer in
+                TensorCodec.decode(tensor.dtype, from: tensor.stored.file.bytes(byteRange(tensor, run)),
+                                   into: UnsafeMutableBufferPointer(start: buffer, count: run.count * rowLength))
+                tensor.stored.file.release(byteRange(tensor, run))
+            }
+        case .memory(let values, let rows):
+            try values.withUnsafeBufferPointer { v in
+                try convert(Self.runs(rows, count: rowCount), to: out) { run, buffer in
+                    buffer.update(from: v.baseAddress! + run.lowerBound * rowLength, count: run.count * rowLength)
+                }
+            }
         }
-        try convert(runs, to: out)
     }
 
-    /// Maximal runs of consecutive stored rows, in output order.
-    func rowRuns() -> [Range<Int>] {
-        guard let rows = storedRows else { return [0..<tensor.rowCount] }
+    /// Maximal runs of consecutive source rows, in output order.
+    static func runs(_ rows: [Int]?, count: Int) -> [Range<Int>] {
+        guard let rows else { return [0..<count] }
         var runs: [Range<Int>] = []
         var i = 0
         while i < rows.count {
@@ -57,13 +92,14 @@ public struct TensorWriter {
         return runs
     }
 
-    private func byteRange(of rows: Range<Int>) -> Range<Int> {
+    private func byteRange(_ tensor: CheckpointTensor, _ rows: Range<Int>) -> Range<Int> {
         let base = tensor.stored.dataRange.lowerBound, rb = tensor.rowBytes
         return (base + rows.lowerBound * rb)..<(base + rows.upperBound * rb)
     }
 
-    private func convert(_ runs: [Range<Int>], to out: OutputFile) throws {
-        let rowLength = tensor.shape.count >= 2 ? tensor.stored.rowLength : tensor.elementCount
+    /// Fills f32 rows chunk by chunk with `load`, encodes them as `outputDType`, writes them.
+    private func convert(_ runs: [Range<Int>], to out: OutputFile,
+                         load: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) throws {
         let rowsPerChunk = max(1, Self.chunkBytes / 4 / max(rowLength, 1))
         let outRowBytes = outputDType.byteCount(elements: rowLength, rowLength: rowLength) ?? 0
         var floats = [Float](repeating: 0, count: rowsPerChunk * rowLength)
@@ -72,17 +108,14 @@ public struct TensorWriter {
             var row = run.lowerBound
             while row < run.upperBound {
                 let n = min(rowsPerChunk, run.upperBound - row)
-                let source = tensor.stored.file.bytes(byteRange(of: row..<(row + n)))
                 try floats.withUnsafeMutableBufferPointer { f in
-                    let chunk = UnsafeMutableBufferPointer(rebasing: f[0..<(n * rowLength)])
-                    TensorCodec.decode(tensor.dtype, from: source, into: chunk)
+                    load(row..<(row + n), f.baseAddress!)
                     try encoded.withUnsafeMutableBytes { e in
                         let target = UnsafeMutableRawBufferPointer(rebasing: e[0..<(n * outRowBytes)])
-                        try TensorCodec.encode(UnsafeBufferPointer(chunk), as: outputDType, into: target)
+                        try TensorCodec.encode(UnsafeBufferPointer(rebasing: f[0..<(n * rowLength)]), as: outputDType, into: target)
                         try out.write(UnsafeRawBufferPointer(target))
                     }
                 }
-                tensor.stored.file.release(byteRange(of: row..<(row + n)))
                 row += n
             }
         }

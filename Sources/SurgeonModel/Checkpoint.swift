@@ -57,9 +57,12 @@ public struct Checkpoint: Sendable {
             return try openGGUF(path)
         }
         let file = try SafetensorsFile(path: path)
-        let config = try loadConfig(configPath ?? FilePath.directory(of: path) + "/config.json")
+        let directory = FilePath.directory(of: path)
+        let config = try loadConfig(configPath ?? directory + "/config.json")
+        // Tokenizer files beside a lone .safetensors file belong to it, as its config does.
+        let folder = FilePath.exists(directory + "/tokenizer.json") ? directory : nil
         return try fromSafetensors(path: path, format: .safetensors, config: config, tensors: file.tensors,
-                                   metadata: file.metadata, folder: nil)
+                                   metadata: file.metadata, folder: folder)
     }
 
     private static func looksLikeGGUF(_ path: String) throws -> Bool {

@@ -47,3 +47,11 @@ def test_smollm2_perplexity_window_matches_numpy(smollm2_hf):
     ref, count = reference_ppl(smollm2_hf, text, 512, 1, "come")
     assert ours["scored_tokens"] == count == 511
     assert abs(ours["perplexity"] - ref) <= 1e-4 * ref, (ours["perplexity"], ref)
+
+
+def test_lone_safetensors_file_with_config_beside_it(tiny):
+    """ppl takes a .safetensors file too (config.json and tokenizer.json beside it)."""
+    text = SHARED / "data/tinyshakespeare/input.txt"
+    folder = run_json("ppl", tiny / "qwen3", "--text", text, "--ctx", "32", "--windows", "2")
+    single = run_json("ppl", tiny / "qwen3/model.safetensors", "--text", text, "--ctx", "32", "--windows", "2")
+    assert folder["perplexity"] == single["perplexity"]

@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import SurgeonEmit
+import SurgeonModel
+import SurgeonSurgery
+
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Merge adjacent layers into one with CoMe's concatenation merge.",
+        discussion: """
+        Calibrates up to the last layer of the window (channel sensitivities, BI), then keeps \
+        each layer's most sensitive units in proportion to its retention ratio and concatenates \
+        them: FFN channels (gate/up rows, down columns) and KV groups (a KV head, its query heads \
+        and their o_proj columns, query heads staying with their own KV head). Norms are averaged \
+        (--norms keep-first keeps the first layer's).
+
+        Ratios: --ratios 0.7,0.3 explicitly, or r_t = BI_t^p / Σ BI^p raised to at least ρ for \
+        the layer with the largest BI (--p, --rho; defaults by family: p 1 and no ρ for LLaMA and \
+        Mistral, p 32 and ρ 0.85 for Qwen2/Qwen3). Unit counts are floor(r_t · units) for every \
+        layer but the one with the largest ratio, which takes the remainder.
+
+        The output gets every other layer copied unchanged (renumbered), config.json with the \
+        new layer count, the tokenizer files, and surgery.json (see verify).
+
+        Examples:
+          ckpt-surgeon merge ./smollm2-hf --layers 26,27 -o merged
+          ckpt-surgeon merge ./smollm2-hf --layers 24,25,26 --ratios 0.5,0.3,0.2 -o merged3
+          ckpt-surgeon merge SmolLM2-135M-Instruct.Q4_1.gguf --layers 26,27 -o merged.gguf
+        """)
+
+    @Argument(help: "HF folder, .safetensors file or .gguf file.")
+    var model: String
+
+    @Option(help: "Adjacent layers to merge, e.g. 26,27.")
+    var layers: String
+
+    @Option(help: "Explicit retention ratios, one per layer, summing to 1.")
+    var ratios: String?
+
+    @Option(help: "Skewness exponent p of the BI ratio heuristic.")
+    var p: Double?
+
+    @Option(help: "Minimum retention ratio ρ of the most important layer (none to disable).")
+    var rho: String?
+
+    @Option(help: "mean (average the norms) or keep-first.")
+    var norms: ConcatenationMerge.NormRule = .mean
+
+    @OptionGroup var calibration: CalibrationOptions
+    @OptionGroup var out: SurgeryOutputOptions
+
+    func run() throws {
+        let checkpoint = try Checkpoint.open(model)
+        try checkpoint.validate()
+        let window = try parseWindow(layers, layerCount: checkpoint.config.numHiddenLayers, path: checkpoint.path)
+        var options = try methodOptions(checkpoint.family, p: p, rho: rho, ratios: ratios, count: window.count)
+        options.norms = norms
+        options.memoryBudget = calibration.memoryBudgetBytes
+        options.resume = false
+        let calib = try calibration.load(for: checkpoint)
+        let pruner = try CoMePruner(checkpoint: checkpoint, calibration: calib, options: options)
+        let bar = ProgressBar(label: "calibrate", unit: "layers")
+        let stats = try pruner.calibrate(from: 0, to: window.upperBound, windowSize: window.count, progress: bar.update)
+        bar.finish()
+        let step = try pruner.merge(window: window, stats: stats)
+        let method = SurgeryManifest.Method(name: "come-merge", mergeItem: window.count, p: options.p, rho: options.rho,
+                                            ratios: options.ratios, norms: norms.rawValue, skipMetric: options.skipMetric.rawValue)
+        try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: method, out: out)
+        print("merged layers \(step.windowCurrent) with ratios \(step.ratios.map { String(format: "%.4f", $0) }) (BI \(step.bi.map { String(format: "%.4f", $0) })) → \(out.output): \(pruner.stack.count) layers")
+    }
+}
+
+/// "26,27" → 26..<28, checked: adjacent, ascending, at least two, inside the model.
+func parseWindow(_ text: String, layerCount: Int, path: String) throws -> Range<Int> {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard values.count >= 2, values.allSatisfy({ $0 != nil }) else {
+        throw InputError("--layers '\(text)' must list at least two layer indices, e.g. 26,27")
+    }
+    let layers = values.map { $0! }
+    guard zip(layers, layers.dropFirst()).allSatisfy({ $1 == $0 + 1 }) else {
+        throw InputError("--layers '\(text)' must be adjacent and ascending")
+    }
+    guard layers.first! >= 0, layers.last! < layerCount else {
+        throw InputError("\(path): layer index \(layers.last! >= layerCount ? layers.last! : layers.first!) out of range (the model has layers 0…\(layerCount - 1))")
+    }
+    return layers.first!..<(layers.last! + 1)
+}
+
+/// p, ρ and ratios from the command line, with per-family defaults (SPEC §4: p 1 and no
+/// ρ for LLaMA/Mistral-style models, p 32 and ρ 0.85 for Qwen).
+func methodOptions(_ family: ModelFamily, p: Double?, rho: String?, ratios: String?, count: Int) throws -> CoMePruner.Options {
+    var options = CoMePruner.Options()
+    let qwen = family == .qwen2 || family == .qwen3
+    options.p = p ?? (qwen ? 32 : 1)
+    switch rho {
+    case nil: options.rho = qwen ? 0.85 : nil
+    case "none": options.rho = nil
+    case let text?:
+        guard let value = Double(text), value > 0, value < 1 else { throw InputError("--rho must be in (0, 1) or 'none'") }
+        options.rho = value
+    }
+    if let ratios {
+        let values = ratios.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == count, values.allSatisfy({ $0 >= 0 }), abs(values.reduce(0, +) - 1) < 1e-6 else {
+            throw InputError("--ratios needs \(count) non-negative numbers summing to 1")
+        }
+        options.ratios = values
+    }
+    return options
+}
+
+/// Writes the pruner's stack and the manifest.
+func writeSurgery(checkpoint: Checkpoint, pruner: CoMePruner, calibration: CalibrationSet?,
+                  method: SurgeryManifest.Method, out: SurgeryOutputOptions) throws {
+    let writer = SurgeryWriter(checkpoint: checkpoint, stack: pruner.stack, format: out.format, dtype: out.dtype)
+    let bar = ProgressBar(label: "write")
+    try writer.write(to: out.output, replace: out.force, progress: bar.update) { hashes, files in
+        try SurgeryManifest.make(toolVersion: CkptSurgeon.version, command: CommandLine.arguments, checkpoint: checkpoint,
+                                 calibration: calibration, method: method, steps: pruner.steps,
+                                 stack: pruner.stack, format: out.format, hashes: hashes, files: files)
+    }
+    bar.finish()
+}
+
+extension ConcatenationMerge.NormRule: ExpressibleByArgument {}

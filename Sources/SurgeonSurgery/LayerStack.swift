@@ -1,0 +1,74 @@
+import SurgeonCompute
+import SurgeonFormats
+import SurgeonModel
+
+/// The layers of the model under surgery, in order: each is an original layer of the
+/// checkpoint, or a merged layer held as f32 with the original layers it replaces.
+public struct LayerStack: Sendable {
+    public enum Layer: Sendable {
+        case original(Int)
+        case merged(DecoderLayerWeights, originals: ClosedRange<Int>)
+    }
+
+    public private(set) var layers: [Layer]
+
+    public init(layerCount: Int) {
+        layers = (0..<layerCount).map { .original($0) }
+    }
+
+    public var count: Int { layers.count }
+
+    /// The contiguous range of original layers that layer `i` stands for.
+    public func originals(_ i: Int) -> ClosedRange<Int> {
+        switch layers[i] {
+        case .original(let j): j...j
+        case .merged(_, let r): r
+        }
+    }
+
+    public func isMerged(_ i: Int) -> Bool {
+        if case .merged = layers[i] { return true }
+        return false
+    }
+
+    public func weights(_ i: Int, checkpoint: Checkpoint) throws -> DecoderLayerWeights {
+        switch layers[i] {
+        case .original(let j): try DecoderLayerWeights.load(from: checkpoint, layer: j)
+        case .merged(let w, _): w
+        }
+    }
+
+    /// Removes the layers at `indices` (current positions).
+    public mutating func remove(_ indices: Set<Int>) {
+        layers = layers.enumerated().filter { !indices.contains($0.offset) }.map(\.element)
+    }
+
+    /// Replaces the layers in `window` by one merged layer.
+    public mutating func replace(_ window: Range<Int>, with weights: DecoderLayerWeights) {
+        let originals = originals(window.lowerBound).lowerBound...originals(window.upperBound - 1).upperBound
+        layers.replaceSubrange(window, with: [.merged(weights, originals: originals)])
+    }
+}
+
+extension DecoderLayerWeights {
+    /// The layer's tensors under their HF suffixes (after `model.layers.N.`), with shapes.
+    public func namedTensors(_ c: ModelConfig) -> [(suffix: String, shape: [Int], values: [Float])] {
+        let h = c.hiddenSize, q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
+        let f = c.intermediateSize
+        var out: [(suffix: String, shape: [Int], values: [Float])] = [("input_layernorm.weight", [h], inputNorm)]
+        for (name, rows, w, b) in [("q_proj", q, self.q, qBias), ("k_proj", kv, k, kBias), ("v_proj", kv, v, vBias)] {
+            out.append(("self_attn.\(name).weight", [rows, h], w))
+            if let b { out.append(("self_attn.\(name).bias", [rows], b)) }
+        }
+        out.append(("self_attn.o_proj.weight", [h, q], o))
+        if let oBias { out.append(("self_attn.o_proj.bias", [h], oBias)) }
+        if let qNorm { out.append(("self_attn.q_norm.weight", [c.headDim], qNorm)) }
+        if let kNorm { out.append(("self_attn.k_norm.weight", [c.headDim], kNorm)) }
+        out.append(("post_attention_layernorm.weight", [h], postAttentionNorm))
+        for (name, shape, w, b) in [("gate_proj", [f, h], gate, gateBias), ("up_proj", [f, h], up, upBias), ("down_proj", [h, f], down, downBias)] {
+            out.append(("mlp.\(name).weight", shape, w))
+            if let b { out.append(("mlp.\(name).bias", [shape[0]], b)) }
+        }
+        return out
+    }
+}
