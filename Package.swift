@@ -42,9 +42,10 @@ let package = Package(
 
         .executableTarget(name: "SurgeonBench", dependencies: ["SurgeonCompute", "SurgeonModel"]),
 
-        .testTarget(name: "SurgeonFormatsTests", dependencies: ["SurgeonFormats"]),
-        .testTarget(name: "SurgeonModelTests", dependencies: ["SurgeonModel"]),
-        .testTarget(name: "SurgeonComputeTests", dependencies: ["SurgeonCompute"]),
-        .testTarget(name: "SurgeonEmitTests", dependencies: ["SurgeonEmit"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "SurgeonFormatsTests", dependencies: ["SurgeonFormats", "TestSupport"]),
+        .testTarget(name: "SurgeonModelTests", dependencies: ["SurgeonModel", "TestSupport"]),
+        .testTarget(name: "SurgeonComputeTests", dependencies: ["SurgeonCompute", "TestSupport"]),
+        .testTarget(name: "SurgeonEmitTests", dependencies: ["SurgeonEmit", "TestSupport"]),
     ]
 )

@@ -17,8 +17,10 @@ struct CkptSurgeon: ParsableCommand {
 
         Examples:
           ckpt-surgeon inspect SmolLM2-135M-Instruct.Q4_1.gguf
-          ckpt-surgeon convert SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2-hf
-          ckpt-surgeon convert smollm2-hf -o smollm2.f16.gguf --to gguf --dtype f16
+          ckpt-surgeon ppl SmolLM2-135M-Instruct.Q4_1.gguf --text wiki.test.raw --windows 40
+          ckpt-surgeon prune SmolLM2-135M-Instruct.Q4_1.gguf --method come --target-layers 21 -o smollm2-21
+          ckpt-surgeon verify smollm2-21
+          ckpt-surgeon convert smollm2-21 -o smollm2-21.f16.gguf --dtype f16
         """,
         version: version,
         subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, PerplexityCommand.self,

@@ -4,20 +4,8 @@
 /// As with safetensors, the layout depends only on sizes, so data is streamed afterwards
 /// in `tensors` order, each tensor preceded by `padding(before:)` zero bytes.
 public struct GGUFLayout: Sendable {
-    public struct Entry: Sendable {
-        public let name: String
-        public let dtype: DType
-        /// Outermost-first, as everywhere in this library; reversed on disk.
-        public let shape: [Int]
-        public init(name: String, dtype: DType, shape: [Int]) {
-            self.name = name
-            self.dtype = dtype
-            self.shape = shape
-        }
-        public var byteCount: Int {
-            dtype.byteCount(elements: shape.reduce(1, *), rowLength: shape.last ?? 1) ?? 0
-        }
-    }
+    /// Shapes are outermost-first, as everywhere in this library; reversed on disk.
+    public typealias Entry = TensorEntry
 
     public let metadata: [(key: String, value: GGUFValue)]
     public let tensors: [Entry]

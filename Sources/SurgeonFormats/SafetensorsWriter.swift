@@ -3,17 +3,7 @@
 /// The header is computed from sizes alone, so tensor data can be streamed straight from
 /// a mapping or an encoder without holding more than one tensor.
 public struct SafetensorsLayout: Sendable {
-    public struct Entry: Sendable {
-        public let name: String
-        public let dtype: DType
-        public let shape: [Int]
-        public init(name: String, dtype: DType, shape: [Int]) {
-            self.name = name
-            self.dtype = dtype
-            self.shape = shape
-        }
-        public var byteCount: Int { shape.reduce(1, *) * dtype.blockBytes }
-    }
+    public typealias Entry = TensorEntry
 
     public let entries: [Entry]
     public let metadata: [(key: String, value: String)]
@@ -47,6 +37,23 @@ public struct SafetensorsLayout: Sendable {
         var out = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) }
         out.append(contentsOf: header)
         return out
+    }
+}
+
+/// A tensor to be laid out in a file: name, dtype and (outermost-first) shape.
+public struct TensorEntry: Sendable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+
+    public init(name: String, dtype: DType, shape: [Int]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+    }
+
+    public var byteCount: Int {
+        dtype.byteCount(elements: shape.reduce(1, *), rowLength: shape.last ?? 1) ?? 0
     }
 }
 

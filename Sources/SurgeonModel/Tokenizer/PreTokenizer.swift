@@ -1,3 +1,5 @@
+import SurgeonFormats
+
 /// The pre-tokenizer splits we know, by the name llama.cpp gives them in
 /// `tokenizer.ggml.pre`, with the equivalent `tokenizers` configuration.
 public enum PreTokenizerKind: String, Sendable, CaseIterable {
@@ -30,7 +32,7 @@ public enum PreTokenizerKind: String, Sendable, CaseIterable {
         let byteLevelRegex = #"{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}"#
         let byteLevelPlain = #"{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}"#
         func split(_ pattern: String) -> String {
-            #"{"type":"Split","pattern":{"Regex":"# + jsonString(pattern) + #"},"behavior":"Isolated","invert":false}"#
+            #"{"type":"Split","pattern":{"Regex":"# + jsonQuote(pattern) + #"},"behavior":"Isolated","invert":false}"#
         }
         switch self {
         case .gpt2: return byteLevelRegex
@@ -58,25 +60,4 @@ public enum PreTokenizerKind: String, Sendable, CaseIterable {
         }
         return nil
     }
-}
-
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
 }

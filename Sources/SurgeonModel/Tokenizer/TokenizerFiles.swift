@@ -20,12 +20,12 @@ public enum TokenizerFiles {
         var added: [String] = []
         for (id, type) in t.tokenTypes.enumerated() where type == .control || type == .userDefined {
             let special = type == .control
-            added.append(#"{"id":\#(id),"content":\#(jsonString(t.tokens[id])),"single_word":false,"lstrip":false,"rstrip":false,"normalized":\#(!special),"special":\#(special)}"#)
+            added.append(#"{"id":\#(id),"content":\#(jsonQuote(t.tokens[id])),"single_word":false,"lstrip":false,"rstrip":false,"normalized":\#(!special),"special":\#(special)}"#)
         }
         var vocab: [String] = []
         vocab.reserveCapacity(t.tokens.count)
-        for (id, token) in t.tokens.enumerated() { vocab.append("\(jsonString(token)):\(id)") }
-        let merges = t.merges.map(jsonString).joined(separator: ",")
+        for (id, token) in t.tokens.enumerated() { vocab.append("\(jsonQuote(token)):\(id)") }
+        let merges = t.merges.map(jsonQuote).joined(separator: ",")
         return """
         {"version":"1.0","truncation":null,"padding":null,"added_tokens":[\(added.joined(separator: ","))],\
         "normalizer":null,"pre_tokenizer":\(pre.tokenizerJSON),"post_processor":null,\
