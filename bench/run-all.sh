@@ -20,6 +20,10 @@ out=bench/RESULTS.md
     echo "## runtime (bench/runtime.sh)"
     echo
     bash bench/runtime.sh
+    echo
+    echo "## surgery (bench/surgery.sh)"
+    echo
+    bash bench/surgery.sh
 } > "$out.tmp"
 mv "$out.tmp" "$out"
 cat "$out"

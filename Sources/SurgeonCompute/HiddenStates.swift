@@ -102,26 +102,23 @@ public final class HiddenStates: @unchecked Sendable {
 
 /// zstd-compressed chunks in a pair of unlinked temporary files: each pass reads every
 /// chunk from one and writes it to the other, then they swap.
+///
+/// Working buffers exist only during a pass, so a boundary cache of many spilled states
+/// costs disk, not memory.
 final class SpillFile {
     private let chunkFloats: Int
     private var current: (fd: Int32, offsets: [(Int, Int)])
     private var next: Int32
-    private let buffer: UnsafeMutablePointer<Float>
-    private var compressed: [UInt8]
 
     init(chunkFloats: Int) throws {
         self.chunkFloats = chunkFloats
         current = (try Self.temporaryFile(), [])
         next = try Self.temporaryFile()
-        buffer = .allocate(capacity: chunkFloats)
-        buffer.initialize(repeating: 0, count: chunkFloats)
-        compressed = [UInt8](repeating: 0, count: ZSTD_compressBound(chunkFloats * 4))
     }
 
     deinit {
         close(current.fd)
         close(next)
-        buffer.deallocate()
     }
 
     private static func temporaryFile() throws -> Int32 {
@@ -134,27 +131,29 @@ final class SpillFile {
     }
 
     func pass(chunkCount: Int, _ body: (Int, UnsafeMutablePointer<Float>) throws -> Void) throws {
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: chunkFloats)
+        let bound = ZSTD_compressBound(chunkFloats * 4)
+        let compressed = UnsafeMutableRawPointer.allocate(byteCount: bound, alignment: 16)
+        defer {
+            buffer.deallocate()
+            compressed.deallocate()
+        }
         var written: [(Int, Int)] = []
         var offset = 0
         guard ftruncate(next, 0) == 0 else { throw FormatError(.io, path: "spill file", "truncate failed") }
         for i in 0..<chunkCount {
             if i < current.offsets.count {
-                try readChunk(current.offsets[i])
+                try readChunk(current.offsets[i], into: buffer, scratch: compressed)
             } else {
-                buffer.update(repeating: 0, count: chunkFloats)
+                buffer.initialize(repeating: 0, count: chunkFloats)
             }
             try body(i, buffer)
-            let size = try compressed.withUnsafeMutableBytes { out -> Int in
-                let n = ZSTD_compress(out.baseAddress, out.count, buffer, chunkFloats * 4, 1)
-                guard ZSTD_isError(n) == 0 else {
-                    throw FormatError(.io, path: "spill file", "zstd: \(String(cString: ZSTD_getErrorName(n)))")
-                }
-                return n
+            let size = ZSTD_compress(compressed, bound, buffer, chunkFloats * 4, 1)
+            guard ZSTD_isError(size) == 0 else {
+                throw FormatError(.io, path: "spill file", "zstd: \(String(cString: ZSTD_getErrorName(size)))")
             }
-            try compressed.withUnsafeBytes { bytes in
-                guard pwrite(next, bytes.baseAddress, size, off_t(offset)) == size else {
-                    throw FormatError(.io, path: "spill file", "write failed: \(String(cString: strerror(errno)))")
-                }
+            guard pwrite(next, compressed, size, off_t(offset)) == size else {
+                throw FormatError(.io, path: "spill file", "write failed: \(String(cString: strerror(errno)))")
             }
             written.append((offset, size))
             offset += size
@@ -168,15 +167,13 @@ final class SpillFile {
     func clone() throws -> SpillFile {
         let copy = try SpillFile(chunkFloats: chunkFloats)
         let total = current.offsets.last.map { $0.0 + $0.1 } ?? 0
-        var bytes = [UInt8](repeating: 0, count: 1 << 20)
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { bytes.deallocate() }
         var offset = 0
         while offset < total {
-            let n = min(bytes.count, total - offset)
-            try bytes.withUnsafeMutableBytes { b in
-                guard pread(current.fd, b.baseAddress, n, off_t(offset)) == n,
-                      pwrite(copy.current.fd, b.baseAddress, n, off_t(offset)) == n else {
-                    throw FormatError(.io, path: "spill file", "copy failed: \(String(cString: strerror(errno)))")
-                }
+            let n = min(1 << 20, total - offset)
+            guard pread(current.fd, bytes, n, off_t(offset)) == n, pwrite(copy.current.fd, bytes, n, off_t(offset)) == n else {
+                throw FormatError(.io, path: "spill file", "copy failed: \(String(cString: strerror(errno)))")
             }
             offset += n
         }
@@ -184,15 +181,14 @@ final class SpillFile {
         return copy
     }
 
-    private func readChunk(_ location: (offset: Int, size: Int)) throws {
-        try compressed.withUnsafeMutableBytes { bytes in
-            guard pread(current.fd, bytes.baseAddress, location.size, off_t(location.offset)) == location.size else {
-                throw FormatError(.io, path: "spill file", "read failed")
-            }
-            let n = ZSTD_decompress(buffer, chunkFloats * 4, bytes.baseAddress, location.size)
-            guard ZSTD_isError(n) == 0, n == chunkFloats * 4 else {
-                throw FormatError(.io, path: "spill file", "corrupt chunk")
-            }
+    private func readChunk(_ location: (offset: Int, size: Int), into buffer: UnsafeMutablePointer<Float>,
+                           scratch: UnsafeMutableRawPointer) throws {
+        guard pread(current.fd, scratch, location.size, off_t(location.offset)) == location.size else {
+            throw FormatError(.io, path: "spill file", "read failed")
+        }
+        let n = ZSTD_decompress(buffer, chunkFloats * 4, scratch, location.size)
+        guard ZSTD_isError(n) == 0, n == chunkFloats * 4 else {
+            throw FormatError(.io, path: "spill file", "corrupt chunk")
         }
     }
 }
