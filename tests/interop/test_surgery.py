@@ -165,3 +165,34 @@ def test_bad_surgery_arguments(tiny, tmp_path):
         assert proc.returncode != 0 and message in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "x").exists()
+
+
+def test_inputs_unchanged_and_gguf_output(tiny, tmp_path):
+    from test_bad_input import tree_digest
+    config, _ = load(tiny / "llama-mha")
+    calib = write_windows(tmp_path, windows(config, n=3, length=16))
+    before = tree_digest(tiny)
+    run("scores", tiny / "llama-mha", "--calib-tokens", calib)
+    run("merge", tiny / "llama-mha", "--layers", "1,2", "--calib-tokens", calib, "-o", tmp_path / "hf")
+    run("merge", tiny / "llama-mha", "--layers", "1,2", "--calib-tokens", calib, "-o", tmp_path / "m.gguf")
+    run("prune", tiny / "qwen2", "--target-layers", "2", "--calib-tokens", calib, "-o", tmp_path / "p")
+    assert tree_digest(tiny) == before
+    assert "OK" in run("verify", tmp_path / "m.gguf").stdout
+    assert (tmp_path / "m.surgery.json").exists()
+    # The GGUF (q/k permuted, block count 2) runs to the same perplexity as the HF output.
+    text = tmp_path / "t.txt"
+    text.write_text((REPO.parent / "shared/data/tinyshakespeare/input.txt").read_text()[:4000])
+    a = run_json("ppl", tmp_path / "hf", "--text", text, "--ctx", "32", "--windows", "4")
+    b = run_json("ppl", tmp_path / "m.gguf", "--text", text, "--ctx", "32", "--windows", "4")
+    assert abs(a["perplexity"] - b["perplexity"]) <= 1e-5 * a["perplexity"]
+
+
+def test_smollm2_merge_runs_end_to_end(smollm2, tmp_path):
+    out = tmp_path / "merged"
+    run("merge", smollm2, "--layers", "26,27", "--nsamples", "2", "--seqlen", "64", "-o", out)
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 29
+    manifest = json.loads((out / "surgery.json").read_text())
+    assert manifest["layers"][26]["original"] == [26, 27] and manifest["distillation_pairs"] == [{"a": 27, "b": 26}]
+    assert len(manifest["source"]["tensors"]) == 272
+    assert "OK" in run("verify", out).stdout
+    assert run("generate", out, "--prompt", "The capital of France is", "-n", "4").stdout.strip()
