@@ -67,7 +67,9 @@ struct MergeCommand: ParsableCommand {
         let method = SurgeryManifest.Method(name: "come-merge", mergeItem: window.count, p: options.p, rho: options.rho,
                                             ratios: options.ratios, norms: norms.rawValue, skipMetric: options.skipMetric.rawValue)
         try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: method, out: out)
-        print("merged layers \(step.windowCurrent) with ratios \(step.ratios.map { String(format: "%.4f", $0) }) (BI \(step.bi.map { String(format: "%.4f", $0) })) → \(out.output): \(pruner.stack.count) layers")
+        let ratios = step.ratios.map { String(format: "%.4f", $0) }.joined(separator: ", ")
+        let bi = step.bi.map { String(format: "%.4f", $0) }.joined(separator: ", ")
+        print("merged layers \(step.windowCurrent) with ratios [\(ratios)] (BI [\(bi)]) → \(out.output): \(pruner.stack.count) layers")
     }
 }
 

@@ -64,7 +64,7 @@ struct ScoresCommand: ParsableCommand {
         }
         let maxBI = stats.bi.max() ?? 1, maxSBI = stats.sbi.max() ?? 1
         print("calibration: \(calib.nsamples) × \(calib.seqlen) tokens from \(calib.corpus)\n")
-        print("layer  BI       " + pad("", 30) + "  SBI(\(stride(from: 0, to: mergeItem, by: 1).map { "l+\($0)" }.joined(separator: ",")))")
+        print("layer  BI       " + pad("", 30) + "  SBI(layers l…l+\(mergeItem - 1))")
         for l in stats.bi.indices {
             let sbi = l < stats.sbi.count ? String(format: "%.5f ", stats.sbi[l]) + histogram(stats.sbi[l], maxSBI, 20) : ""
             let bi = String(format: "%.5f", stats.bi[l])

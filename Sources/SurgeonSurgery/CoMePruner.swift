@@ -61,10 +61,13 @@ public final class CoMePruner {
     /// caching each boundary, and returns the statistics (earlier layers reused).
     public func calibrate(from: Int, to: Int? = nil, windowSize: Int, progress: ((Int, Int) -> Void)? = nil) throws -> LayerStatistics {
         let end = to ?? stack.count
-        let start = (statistics?.windowSize == windowSize && statistics != nil) ? from : 0
         if boundaries[0] == nil {
             boundaries[0] = try executor.embed(calibration.windows).copy(memoryBudget: 0)
         }
+        // Earlier statistics are reusable only for the same window size; start from the
+        // nearest cached boundary at or before the requested layer.
+        let requested = statistics?.windowSize == windowSize ? from : 0
+        let start = boundaries.keys.filter { $0 <= requested }.max() ?? 0
         let states = try boundaries[start]!.copy(memoryBudget: options.memoryBudget)
         let collector = StatisticsCollector(config: checkpoint.config, windowSize: windowSize, metric: options.skipMetric,
                                             firstLayer: start)
@@ -113,7 +116,7 @@ public final class CoMePruner {
             let stats = try calibrate(from: options.resume ? resumeFrom : 0, windowSize: size)
             let window = chooseWindow(stats, size: size)
             let step = try merge(window: window, stats: stats)
-            progress?("merged layers \(step.windowCurrent) (original \(step.windowOriginal.map { "\($0.first!)-\($0.last!)" }.joined(separator: ","))), SBI \(String(format: "%.4f", step.sbi)), ratios \(step.ratios.map { String(format: "%.3f", $0) }); \(stack.count) layers")
+            progress?("merged layers \(step.windowCurrent) (original \(step.windowOriginal.map { "\($0.first!)-\($0.last!)" }.joined(separator: ","))), SBI \(String(format: "%.4f", step.sbi)), ratios [\(step.ratios.map { String(format: "%.3f", $0) }.joined(separator: ", "))]; \(stack.count) layers")
             resumeFrom = max(0, window.lowerBound - (size - 1))
         }
     }
