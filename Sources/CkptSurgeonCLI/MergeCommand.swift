@@ -35,18 +35,7 @@ struct MergeCommand: ParsableCommand {
     @Option(help: "Adjacent layers to merge, e.g. 26,27.")
     var layers: String
 
-    @Option(help: "Explicit retention ratios, one per layer, summing to 1.")
-    var ratios: String?
-
-    @Option(help: "Skewness exponent p of the BI ratio heuristic.")
-    var p: Double?
-
-    @Option(help: "Minimum retention ratio ρ of the most important layer (none to disable).")
-    var rho: String?
-
-    @Option(help: "mean (average the norms) or keep-first.")
-    var norms: ConcatenationMerge.NormRule = .mean
-
+    @OptionGroup var rule: MergeRuleOptions
     @OptionGroup var calibration: CalibrationOptions
     @OptionGroup var out: SurgeryOutputOptions
 
@@ -54,8 +43,7 @@ struct MergeCommand: ParsableCommand {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
         let window = try parseWindow(layers, layerCount: checkpoint.config.numHiddenLayers, path: checkpoint.path)
-        var options = try methodOptions(checkpoint.family, p: p, rho: rho, ratios: ratios, count: window.count)
-        options.norms = norms
+        var options = try rule.pruneOptions(checkpoint.family, windowSize: window.count)
         options.memoryBudget = calibration.memoryBudgetBytes
         options.resume = false
         let calib = try calibration.load(for: checkpoint)
@@ -65,7 +53,7 @@ struct MergeCommand: ParsableCommand {
         bar.finish()
         let step = try pruner.merge(window: window, stats: stats)
         let method = SurgeryManifest.Method(name: "come-merge", mergeItem: window.count, p: options.p, rho: options.rho,
-                                            ratios: options.ratios, norms: norms.rawValue, skipMetric: options.skipMetric.rawValue)
+                                            ratios: options.ratios, norms: options.norms.rawValue, skipMetric: options.skipMetric.rawValue)
         try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: method, out: out)
         let ratios = step.ratios.map { String(format: "%.4f", $0) }.joined(separator: ", ")
         let bi = step.bi.map { String(format: "%.4f", $0) }.joined(separator: ", ")
@@ -89,27 +77,43 @@ func parseWindow(_ text: String, layerCount: Int, path: String) throws -> Range<
     return layers.first!..<(layers.last! + 1)
 }
 
-/// p, ρ and ratios from the command line, with per-family defaults (SPEC §4: p 1 and no
-/// ρ for LLaMA/Mistral-style models, p 32 and ρ 0.85 for Qwen).
-func methodOptions(_ family: ModelFamily, p: Double?, rho: String?, ratios: String?, count: Int) throws -> CoMePruner.Options {
-    var options = CoMePruner.Options()
-    let qwen = family == .qwen2 || family == .qwen3
-    options.p = p ?? (qwen ? 32 : 1)
-    switch rho {
-    case nil: options.rho = qwen ? 0.85 : nil
-    case "none": options.rho = nil
-    case let text?:
-        guard let value = Double(text), value > 0, value < 1 else { throw InputError("--rho must be in (0, 1) or 'none'") }
-        options.rho = value
-    }
-    if let ratios {
-        let values = ratios.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard values.count == count, values.allSatisfy({ $0 >= 0 }), abs(values.reduce(0, +) - 1) < 1e-6 else {
-            throw InputError("--ratios needs \(count) non-negative numbers summing to 1")
+/// How merged layers are built, shared by merge and prune.
+struct MergeRuleOptions: ParsableArguments {
+    @Option(help: "Explicit retention ratios, one per window layer, summing to 1 (used for every merge).")
+    var ratios: String?
+
+    @Option(help: "Skewness exponent p of the BI ratio heuristic (default: 1, or 32 for Qwen).")
+    var p: Double?
+
+    @Option(help: "Minimum retention ratio ρ of the most important layer, or none (default: none, 0.85 for Qwen).")
+    var rho: String?
+
+    @Option(help: "mean (average the norms) or keep-first.")
+    var norms: ConcatenationMerge.NormRule = .mean
+
+    /// Options with the per-family defaults (SPEC §4: p 1 and no ρ for LLaMA/Mistral-style
+    /// models, p 32 and ρ 0.85 for Qwen).
+    func pruneOptions(_ family: ModelFamily, windowSize: Int) throws -> CoMePruner.Options {
+        var options = CoMePruner.Options()
+        let qwen = family == .qwen2 || family == .qwen3
+        options.p = p ?? (qwen ? 32 : 1)
+        options.norms = norms
+        switch rho {
+        case nil: options.rho = qwen ? 0.85 : nil
+        case "none": options.rho = nil
+        case let text?:
+            guard let value = Double(text), value > 0, value < 1 else { throw InputError("--rho must be in (0, 1) or 'none'") }
+            options.rho = value
         }
-        options.ratios = values
+        if let ratios {
+            let values = ratios.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard values.count == windowSize, values.allSatisfy({ $0 >= 0 }), abs(values.reduce(0, +) - 1) < 1e-6 else {
+                throw InputError("--ratios needs \(windowSize) non-negative numbers summing to 1")
+            }
+            options.ratios = values
+        }
+        return options
     }
-    return options
 }
 
 /// Writes the pruner's stack and the manifest.

@@ -38,17 +38,7 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "Layers merged per step.")
     var mergeItem: Int = 2
 
-    @Option(help: "Explicit retention ratios for every merge (one per window layer).")
-    var ratios: String?
-
-    @Option(help: "Skewness exponent p of the BI ratio heuristic.")
-    var p: Double?
-
-    @Option(help: "Minimum retention ratio ρ (none to disable).")
-    var rho: String?
-
-    @Option(help: "mean (average the norms) or keep-first.")
-    var norms: ConcatenationMerge.NormRule = .mean
+    @OptionGroup var rule: MergeRuleOptions
 
     @Option(help: "cosine (the paper's SBI) or angular-last-token (upstream code).")
     var skipMetric: SkipMetric = .cosine
@@ -70,9 +60,8 @@ struct PruneCommand: ParsableCommand {
             throw InputError("\(checkpoint.path): --target-layers \(targetLayers) out of range (the model has \(layers) layers)")
         }
         guard mergeItem >= 2 else { throw InputError("--merge-item must be at least 2") }
-        var options = try methodOptions(checkpoint.family, p: p, rho: rho, ratios: ratios, count: mergeItem)
+        var options = try rule.pruneOptions(checkpoint.family, windowSize: mergeItem)
         options.mergeItem = mergeItem
-        options.norms = norms
         options.skipMetric = skipMetric
         options.withoutRepeat = woRepeat
         options.resume = !noResume
@@ -88,7 +77,7 @@ struct PruneCommand: ParsableCommand {
         }
         try pruner.prune(to: targetLayers) { FileHandle.standardError.write(Data("prune: \($0)\n".utf8)) }
         let method = SurgeryManifest.Method(name: "come", targetLayers: targetLayers, mergeItem: mergeItem, p: options.p,
-                                            rho: options.rho, ratios: options.ratios, norms: norms.rawValue,
+                                            rho: options.rho, ratios: options.ratios, norms: options.norms.rawValue,
                                             skipMetric: skipMetric.rawValue, withoutRepeat: woRepeat, resume: options.resume)
         try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: method, out: out)
         let recompute = (targetLayers + 1...layers).reduce(0, +)
