@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and rewrites bench/RESULTS.md with the tables, the machine they
-# ran on, and the command that produced them.
+# ran on, and the command that produced them. SCALE=1 adds the 7B-scale merge (~30 GB disk).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$CKPT_REPO"
@@ -24,6 +24,12 @@ out=bench/RESULTS.md
     echo "## surgery (bench/surgery.sh)"
     echo
     bash bench/surgery.sh
+    if [ -n "${SCALE:-}" ]; then
+        echo
+        echo "## scale (bench/scale7b.sh)"
+        echo
+        bash bench/scale7b.sh
+    fi
 } > "$out.tmp"
 mv "$out.tmp" "$out"
 cat "$out"

@@ -15,7 +15,7 @@ rm -rf "$dir/merged"
 size=$(du -sb "$dir/model" | cut -f1)
 wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$dir/time.txt")
 rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.2f", $2/1024/1024}' "$dir/time.txt")
-echo "Synthetic LLaMA-2-7B shape, bf16, $(awk "BEGIN{printf \"%.1f\", $size/1e9}") GB in $(ls "$dir/model" | grep -c safetensors) shards:"
+echo "Synthetic LLaMA-2-7B shape, bf16, $(awk "BEGIN{printf \"%.1f\", $size/1e9}") GB in $(ls "$dir"/model/*.safetensors | wc -l) shards:"
 echo "\`merge --layers 26,27 --nsamples 4 --seqlen 256\` took $wall (wall) with peak RSS $rss GB (goal < 3 GB)."
 echo "$(tail -1 "$dir/stdout.txt")"
 "$CKPT_SURGEON" verify "$dir/merged" | tail -1
