@@ -59,7 +59,7 @@ public struct TensorWriter {
         switch source {
         case .stored(let tensor, let rows):
             defer { tensor.release() }
-            let runs = Self.runs(rows, count: rowCount)
+            let runs = CheckpointTensor.runs(rows, count: rowCount)
             if outputDType == tensor.dtype {
                 for run in runs { try out.copy(from: tensor.stored.file, range: byteRange(tensor, run)) }
                 return
@@ -71,25 +71,11 @@ public struct TensorWriter {
             }
         case .memory(let values, let rows):
             try values.withUnsafeBufferPointer { v in
-                try convert(Self.runs(rows, count: rowCount), to: out) { run, buffer in
+                try convert(CheckpointTensor.runs(rows, count: rowCount), to: out) { run, buffer in
                     buffer.update(from: v.baseAddress! + run.lowerBound * rowLength, count: run.count * rowLength)
                 }
             }
         }
-    }
-
-    /// Maximal runs of consecutive source rows, in output order.
-    static func runs(_ rows: [Int]?, count: Int) -> [Range<Int>] {
-        guard let rows else { return [0..<count] }
-        var runs: [Range<Int>] = []
-        var i = 0
-        while i < rows.count {
-            var end = i + 1
-            while end < rows.count && rows[end] == rows[end - 1] + 1 { end += 1 }
-            runs.append(rows[i]..<(rows[i] + end - i))
-            i = end
-        }
-        return runs
     }
 
     private func byteRange(_ tensor: CheckpointTensor, _ rows: Range<Int>) -> Range<Int> {

@@ -29,15 +29,25 @@ public struct CheckpointTensor: Sendable {
     /// row order allows (one run when no reordering is needed).
     public func forEachRun(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         let all = stored.bytes
-        guard let rows = storedRows else { return try body(all) }
-        var r = 0
-        while r < rows.count {
-            var end = r + 1
-            while end < rows.count && rows[end] == rows[end - 1] + 1 { end += 1 }
-            let start = rows[r] * rowBytes
-            try body(UnsafeRawBufferPointer(rebasing: all[start..<(start + (end - r) * rowBytes)]))
-            r = end
+        guard storedRows != nil else { return try body(all) }
+        for run in Self.runs(storedRows, count: rowCount) {
+            try body(UnsafeRawBufferPointer(rebasing: all[(run.lowerBound * rowBytes)..<(run.upperBound * rowBytes)]))
         }
+    }
+
+    /// Maximal runs of consecutive rows in `rows` (all `count` rows in order when nil), in
+    /// the order given: each run is one contiguous byte range of the stored tensor.
+    public static func runs(_ rows: [Int]?, count: Int) -> [Range<Int>] {
+        guard let rows else { return [0..<count] }
+        var runs: [Range<Int>] = []
+        var i = 0
+        while i < rows.count {
+            var end = i + 1
+            while end < rows.count && rows[end] == rows[end - 1] + 1 { end += 1 }
+            runs.append(rows[i]..<(rows[i] + end - i))
+            i = end
+        }
+        return runs
     }
 
     /// The tensor as f32 in HF layout.
