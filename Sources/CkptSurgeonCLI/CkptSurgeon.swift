@@ -20,12 +20,12 @@ struct CkptSurgeon: ParsableCommand {
           ckpt-surgeon ppl SmolLM2-135M-Instruct.Q4_1.gguf --text wiki.test.raw --windows 40
           ckpt-surgeon prune SmolLM2-135M-Instruct.Q4_1.gguf --method come --target-layers 21 -o smollm2-21
           ckpt-surgeon verify smollm2-21
-          ckpt-surgeon convert smollm2-21 -o smollm2-21.f16.gguf --dtype f16
+          ckpt-surgeon export smollm2-21 -o smollm2-21.f16.gguf --dtype f16
         """,
         version: version,
         subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, PerplexityCommand.self,
                       GenerateCommand.self, LogitsCommand.self, ScoresCommand.self, MergeCommand.self,
-                      PruneCommand.self, VerifyCommand.self])
+                      PruneCommand.self, VerifyCommand.self, ExportCommand.self])
 
     static func main() {
         // A file-size limit should fail a write with EFBIG (reported, output removed),

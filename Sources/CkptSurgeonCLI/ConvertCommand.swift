@@ -76,15 +76,21 @@ struct ConvertCommand: ParsableCommand {
                                             maxShardBytes: ByteSize.parse(maxShardSize)!, replace: force,
                                             progress: bar.update)
         bar.finish()
-        let types = summary.dtypeCounts.sorted { $0.key.rawValue < $1.key.rawValue }
-        if json {
-            try printJSON(ConvertSummaryJSON(output: summary.outputPath, format: format.rawValue,
-                                             tensors: summary.tensorCount, bytes: summary.bytesWritten,
-                                             dtypes: Dictionary(uniqueKeysWithValues: types.map { ($0.key.ggmlName, $0.value) })))
-        } else {
-            let typeText = types.map { "\($0.value) \($0.key.ggmlName)" }.joined(separator: ", ")
-            print("wrote \(summary.outputPath) (\(format.rawValue)): \(summary.tensorCount) tensors, \(byteText(summary.bytesWritten)) [\(typeText)]")
-        }
+        try printConversionSummary(summary, json: json)
+    }
+}
+
+/// The one-line (or JSON) summary `convert` and `export` print.
+func printConversionSummary(_ summary: Converter.Summary, json: Bool) throws {
+    let types = summary.dtypeCounts.sorted { $0.key.rawValue < $1.key.rawValue }
+    let format = summary.format.rawValue
+    if json {
+        try printJSON(ConvertSummaryJSON(output: summary.outputPath, format: format, tensors: summary.tensorCount,
+                                          bytes: summary.bytesWritten,
+                                          dtypes: Dictionary(uniqueKeysWithValues: types.map { ($0.key.ggmlName, $0.value) })))
+    } else {
+        let typeText = types.map { "\($0.value) \($0.key.ggmlName)" }.joined(separator: ", ")
+        print("wrote \(summary.outputPath) (\(format)): \(summary.tensorCount) tensors, \(byteText(summary.bytesWritten)) [\(typeText)]")
     }
 }
 

@@ -119,12 +119,20 @@ struct MergeRuleOptions: ParsableArguments {
 /// Writes the pruner's stack and the manifest.
 func writeSurgery(checkpoint: Checkpoint, pruner: CoMePruner, calibration: CalibrationSet?,
                   method: SurgeryManifest.Method, out: SurgeryOutputOptions) throws {
-    let writer = SurgeryWriter(checkpoint: checkpoint, stack: pruner.stack, format: out.format, dtype: out.dtype)
+    try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calibration, method: method,
+                     to: out.output, format: out.format, dtype: out.dtype, replace: out.force)
+}
+
+func writeSurgery(checkpoint: Checkpoint, pruner: CoMePruner, calibration: CalibrationSet?,
+                  method: SurgeryManifest.Method, to path: String, format: OutputFormat, dtype: DTypeChoice,
+                  replace: Bool) throws {
+    var writer = SurgeryWriter(checkpoint: checkpoint, stack: pruner.stack, format: format, dtype: dtype)
+    writer.methodName = method.name
     let bar = ProgressBar(label: "write")
-    try writer.write(to: out.output, replace: out.force, progress: bar.update) { hashes, files in
+    try writer.write(to: path, replace: replace, progress: bar.update) { hashes, files in
         try SurgeryManifest.make(toolVersion: CkptSurgeon.version, command: CommandLine.arguments, checkpoint: checkpoint,
                                  calibration: calibration, method: method, steps: pruner.steps,
-                                 stack: pruner.stack, format: out.format, hashes: hashes, files: files)
+                                 stack: pruner.stack, format: format, hashes: hashes, files: files)
     }
     bar.finish()
 }

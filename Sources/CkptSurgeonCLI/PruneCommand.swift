@@ -19,12 +19,25 @@ struct PruneCommand: ParsableCommand {
         result, for checking). --wo-repeat makes windows that contain an already-merged layer \
         wait until no other window is left.
 
+        --method come-p (Alg. 2, CoMe-P): as come with 2-layer windows, but the ratio of the \
+        first layer is searched over r = 0, 1/n, …, 1 (n = --granularity): each candidate merge \
+        is scored by perplexity on the calibration set, running only the layers from the merge \
+        point on, and the best is kept. It costs n + 1 partial forward passes per merge; the \
+        manifest records every candidate's perplexity.
+
+        --save-steps DIR writes the model after every merge to DIR/step-NN (HF folder with its \
+        manifest). --resume MANIFEST continues an interrupted run from such a step: its merges are \
+        replayed from the recorded units (no calibration), then pruning goes on; the result equals \
+        an uninterrupted run's. The input, method and calibration must be the same.
+
         Examples:
           ckpt-surgeon prune SmolLM2-135M-Instruct.Q4_1.gguf --method come --target-layers 21 -o smollm2-21
           ckpt-surgeon prune ./smollm2-hf --target-layers 24 --nsamples 16 --seqlen 256 -o s24.gguf
+          ckpt-surgeon prune smollm2-hf --method come-p --target-layers 21 --save-steps steps -o smollm2-21p
+          ckpt-surgeon prune smollm2-hf --method come-p --target-layers 21 --resume steps/step-04/surgery.json -o smollm2-21p
         """)
 
-    enum Method: String, ExpressibleByArgument, CaseIterable { case come, shortgpt }
+    enum Method: String, ExpressibleByArgument, CaseIterable { case come, comeP = "come-p", shortgpt }
 
     @Argument(help: "HF folder, .safetensors file or .gguf file.")
     var model: String
@@ -49,6 +62,15 @@ struct PruneCommand: ParsableCommand {
     @Flag(help: "Recompute from the embeddings every round instead of resuming at the merge point.")
     var noResume = false
 
+    @Option(help: "come-p: ratios tried are i/n for i = 0…n.")
+    var granularity: Int = 20
+
+    @Option(help: "Write the model after every merge to DIR/step-NN.")
+    var saveSteps: String?
+
+    @Option(help: "Continue from the surgery.json of a saved step.")
+    var resume: String?
+
     @OptionGroup var calibration: CalibrationOptions
     @OptionGroup var out: SurgeryOutputOptions
 
@@ -66,6 +88,11 @@ struct PruneCommand: ParsableCommand {
         options.withoutRepeat = woRepeat
         options.resume = !noResume
         options.memoryBudget = calibration.memoryBudgetBytes
+        if method == .comeP {
+            guard mergeItem == 2 else { throw InputError("--method come-p merges 2-layer windows (--merge-item 2)") }
+            guard granularity >= 1 else { throw InputError("--granularity must be at least 1") }
+            options.posteriorGranularity = granularity
+        }
         let calib = try calibration.load(for: checkpoint)
         let pruner = try CoMePruner(checkpoint: checkpoint, calibration: calib, options: options)
         if method == .shortgpt {
@@ -75,12 +102,56 @@ struct PruneCommand: ParsableCommand {
             print("removed layers \(removed) (lowest BI) → \(out.output): \(pruner.stack.count) layers")
             return
         }
-        try pruner.prune(to: targetLayers) { FileHandle.standardError.write(Data("prune: \($0)\n".utf8)) }
-        let method = SurgeryManifest.Method(name: "come", targetLayers: targetLayers, mergeItem: mergeItem, p: options.p,
-                                            rho: options.rho, ratios: options.ratios, norms: options.norms.rawValue,
-                                            skipMetric: skipMetric.rawValue, withoutRepeat: woRepeat, resume: options.resume)
-        try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: method, out: out)
+        let record = SurgeryManifest.Method(
+            name: method.rawValue, targetLayers: targetLayers, mergeItem: mergeItem, p: options.p,
+            rho: options.rho, ratios: options.ratios, norms: options.norms.rawValue, skipMetric: skipMetric.rawValue,
+            withoutRepeat: woRepeat, resume: options.resume, granularity: options.posteriorGranularity)
+        if let resume {
+            let steps = try resumableSteps(resume, checkpoint: checkpoint, method: record, calibration: calib)
+            try pruner.replay(steps)
+            FileHandle.standardError.write(Data("prune: replayed \(steps.count) merges from \(resume); \(pruner.stack.count) layers\n".utf8))
+        }
+        let forwardsBefore = pruner.layerForwards
+        try pruner.prune(to: targetLayers, progress: { FileHandle.standardError.write(Data("prune: \($0)\n".utf8)) },
+                         afterStep: { _ in
+                             guard let saveSteps else { return }
+                             let path = saveSteps + "/" + String(format: "step-%02d", pruner.steps.count)
+                             try FileManager.default.createDirectory(atPath: saveSteps, withIntermediateDirectories: true)
+                             try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: record,
+                                              to: path, format: .safetensors, dtype: out.dtype, replace: out.force)
+                         })
+        try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: record, out: out)
         let recompute = (targetLayers + 1...layers).reduce(0, +)
-        print("pruned \(layers) → \(pruner.stack.count) layers in \(pruner.steps.count) merges → \(out.output) (\(pruner.layerForwards) layer forwards; \(recompute) without resuming)")
+        let forwards = pruner.layerForwards - forwardsBefore
+        let what = method == .comeP ? "\(forwards) layer forwards incl. the ratio search"
+            : "\(forwards) layer forwards; \(recompute) without resuming"
+        print("pruned \(layers) → \(pruner.stack.count) layers in \(pruner.steps.count) merges → \(out.output) (\(what))")
+    }
+
+    /// The steps of a saved manifest, after checking it comes from the same input, method
+    /// and calibration (otherwise continuing would not give the uninterrupted result).
+    private func resumableSteps(_ path: String, checkpoint: Checkpoint, method: SurgeryManifest.Method,
+                                calibration: CalibrationSet) throws -> [MergeStep] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw InputError("\(path): cannot read the manifest to resume from")
+        }
+        let manifest = try SurgeryManifest.decode(data, path: path)
+        var problems: [String] = []
+        if manifest.source.configXxh3 != (try SurgeryManifest.configHash(of: checkpoint)) {
+            problems.append("its source is another model")
+        }
+        if manifest.method.name != method.name || manifest.method.mergeItem != method.mergeItem
+            || manifest.method.withoutRepeat != method.withoutRepeat || manifest.method.skipMetric != method.skipMetric
+            || manifest.method.norms != method.norms || manifest.method.p != method.p || manifest.method.rho != method.rho
+            || manifest.method.ratios != method.ratios || manifest.method.granularity != method.granularity {
+            problems.append("it was made with other method options (\(manifest.method.name))")
+        }
+        if let c = manifest.calibration, c.corpusXxh3 != calibration.corpusXXH3 || c.nsamples != calibration.nsamples
+            || c.seqlen != calibration.seqlen || c.seed != calibration.seed {
+            problems.append("it was calibrated on other samples")
+        }
+        if manifest.output.layers <= targetLayers { problems.append("it already has \(manifest.output.layers) layers") }
+        guard problems.isEmpty else { throw InputError("\(path): cannot resume: \(problems.joined(separator: "; "))") }
+        return manifest.steps
     }
 }

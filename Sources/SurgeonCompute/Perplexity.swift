@@ -67,17 +67,9 @@ public enum Perplexity {
             let batch = batchStart..<min(batchStart + options.batchWindows, inputs.count)
             let states = try executor.embed(Array(inputs[batch]))
             try executor.run(states, layers: 0..<executor.layerCount)
-            try states.pass { chunk, buffer in
-                for (i, s) in chunk.enumerated() {
-                    let t = targets[batch.lowerBound + s]
-                    let losses = executor.head.negativeLogLikelihood(buffer + i * options.context * executor.shape.hidden,
-                                                                     rows: options.context, targets: t)
-                    for (loss, target) in zip(losses, t) where target >= 0 {
-                        nll += loss
-                        scored += 1
-                    }
-                }
-            }
+            let (sum, count) = try executor.negativeLogLikelihood(states, targets: Array(targets[batch]))
+            nll += sum
+            scored += count
             done += batch.count
             progress?(done, inputs.count)
         }

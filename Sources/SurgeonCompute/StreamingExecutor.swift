@@ -69,6 +69,24 @@ public final class StreamingExecutor {
         }
     }
 
+    /// Summed next-token NLL of `states` (after the last layer) and the number of scored
+    /// positions; `targets[s][j]` is the token position j of sequence s predicts, -1 to skip.
+    public func negativeLogLikelihood(_ states: HiddenStates, targets: [[Int]]) throws -> (sum: Double, count: Int) {
+        var sum = 0.0, count = 0
+        try states.pass { chunk, buffer in
+            for (i, s) in chunk.enumerated() {
+                let t = targets[s]
+                let losses = head.negativeLogLikelihood(buffer + i * states.length * shape.hidden,
+                                                        rows: states.length, targets: t)
+                for (loss, target) in zip(losses, t) where target >= 0 {
+                    sum += loss
+                    count += 1
+                }
+            }
+        }
+        return (sum, count)
+    }
+
     /// Logits [length × vocabulary] of each sequence in `states` (after the last layer).
     public func logits(_ states: HiddenStates) throws -> [[Float]] {
         var out: [[Float]] = []

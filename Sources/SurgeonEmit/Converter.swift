@@ -20,6 +20,7 @@ public enum Converter {
         let ordered = checkpoint.orderedTensors
         var bytes = 0
         var counts: [DType: Int] = [:]
+        var tensorCount = ordered.count
         switch format {
         case .safetensors:
             let writers = try ordered.map {
@@ -31,24 +32,32 @@ public enum Converter {
             bytes = writer.dataBytes
             for w in writers { counts[w.outputDType, default: 0] += 1 }
         case .gguf:
-            if FileManager.default.fileExists(atPath: path) && !replace {
-                throw FormatError(.io, path: path, "already exists (pass --force to replace it)")
-            }
-            if checkpoint.config.ropeScaling?.ropeType == "llama3" {
-                warn("\(checkpoint.path): llama3 rope scaling is not written to the GGUF (no rope_freqs tensor yet)")
-            }
+            try OutputFile.refuseExisting(path, replace: replace)
             let tensors = try ordered.map { t -> (ggufName: String, writer: TensorWriter) in
                 let rows = GGUFExporter.ggufRowOrder(for: t.name, config: checkpoint.config, family: checkpoint.family)
                 let writer = TensorWriter(tensor: t, hfRowOrder: rows, outputDType: try dtype.resolve(for: t, in: .gguf))
                 return (TensorNames.gguf(fromHF: t.name) ?? t.name, writer)
             }
-            let exporter = GGUFExporter(checkpoint: checkpoint, tensors: tensors)
-            bytes = tensors.reduce(0) { $0 + $1.writer.outputByteCount }
+            var exporter = GGUFExporter(checkpoint: checkpoint, tensors: tensors)
+            exporter.extraMetadata = try surgerySummary(of: checkpoint)
+            bytes = exporter.tensors.reduce(0) { $0 + $1.writer.outputByteCount }
             try requireSpace(bytes, at: path)
             try exporter.write(to: path, progress: progress)
-            for t in tensors { counts[t.writer.outputDType, default: 0] += 1 }
+            for t in exporter.tensors { counts[t.writer.outputDType, default: 0] += 1 }
+            tensorCount = exporter.tensors.count
         }
-        return Summary(outputPath: path, format: format, tensorCount: ordered.count, bytesWritten: bytes, dtypeCounts: counts)
+        return Summary(outputPath: path, format: format, tensorCount: tensorCount, bytesWritten: bytes, dtypeCounts: counts)
+    }
+
+    /// The GGUF summary of the manifest a surgery output carries (`surgery.json` in its
+    /// folder, or `X.surgery.json` beside a GGUF), or nothing for other checkpoints.
+    static func surgerySummary(of checkpoint: Checkpoint) throws -> [(key: String, value: GGUFValue)] {
+        if let gguf = checkpoint.gguf {
+            return gguf.metadata.filter { $0.key.hasPrefix("ckpt_surgeon.") }
+        }
+        let path = SurgeryManifest.location(of: checkpoint.path)
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        return try SurgeryManifest.decode(data, path: path).ggufSummary
     }
 
     /// Outputs never replace their input, nor a folder that contains it.

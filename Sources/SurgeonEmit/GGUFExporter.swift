@@ -12,11 +12,22 @@ public struct GGUFExporter {
     /// Extra keys (e.g. a surgery summary), appended after the standard ones.
     public var extraMetadata: [(key: String, value: GGUFValue)] = []
 
+    /// `tensors` plus what llama.cpp needs and HF keeps in config.json: the llama3
+    /// `rope_freqs` factors, first, as convert_hf_to_gguf.py writes them.
     public init(checkpoint: Checkpoint, tensors: [(ggufName: String, writer: TensorWriter)]) {
         self.checkpoint = checkpoint
-        self.tensors = tensors
         config = checkpoint.config
+        let c = checkpoint.config
+        if !tensors.contains(where: { $0.ggufName == Self.ropeFreqsName }),
+           let factors = c.ropeScaling?.llama3FrequencyFactors(headDim: c.headDim, theta: c.ropeTheta) {
+            let writer = TensorWriter(name: Self.ropeFreqsName, shape: [factors.count], values: factors, outputDType: .f32)
+            self.tensors = [(Self.ropeFreqsName, writer)] + tensors
+        } else {
+            self.tensors = tensors
+        }
     }
+
+    public static let ropeFreqsName = "rope_freqs.weight"
 
     /// The HF row order llama.cpp expects for `name` (q/k of LLaMA-family models).
     public static func ggufRowOrder(for name: String, config: ModelConfig, family: ModelFamily) -> [Int]? {

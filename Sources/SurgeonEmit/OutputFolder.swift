@@ -15,9 +15,7 @@ public final class OutputFolder {
         let fm = FileManager.default
         self.path = path
         self.replace = replace
-        if fm.fileExists(atPath: path) && !replace {
-            throw FormatError(.io, path: path, "already exists (pass --force to replace it)")
-        }
+        try OutputFile.refuseExisting(path, replace: replace)
         temporaryPath = FilePath.directory(of: path) + "/.\(FilePath.name(of: path)).tmp-\(getpid())"
         try? fm.removeItem(atPath: temporaryPath)
         do {

@@ -9,9 +9,7 @@ public enum RawConverter {
     public static func convert(_ input: TensorContainer, to path: String, format: OutputFormat,
                                dtype: DTypeChoice, replace: Bool) throws -> Int {
         try Converter.refuseOverwritingInput(input.path, output: path)
-        if FileManager.default.fileExists(atPath: path) && !replace {
-            throw FormatError(.io, path: path, "already exists (pass --force to replace it)")
-        }
+        try OutputFile.refuseExisting(path, replace: replace)
         let writers = try input.tensors.map { info -> TensorWriter in
             TensorWriter(tensor: CheckpointTensor(name: info.name, stored: info),
                          outputDType: try dtype.resolveRaw(info, in: format))

@@ -35,7 +35,7 @@ public struct SurgeryManifest: Codable, Sendable {
     public struct Method: Codable, Sendable {
         public init(name: String, targetLayers: Int? = nil, mergeItem: Int? = nil, p: Double? = nil, rho: Double? = nil,
                     ratios: [Double]? = nil, norms: String? = nil, skipMetric: String? = nil, withoutRepeat: Bool? = nil,
-                    resume: Bool? = nil) {
+                    resume: Bool? = nil, granularity: Int? = nil) {
             self.name = name
             self.targetLayers = targetLayers
             self.mergeItem = mergeItem
@@ -46,6 +46,7 @@ public struct SurgeryManifest: Codable, Sendable {
             self.skipMetric = skipMetric
             self.withoutRepeat = withoutRepeat
             self.resume = resume
+            self.granularity = granularity
         }
 
         public var name: String
@@ -58,6 +59,8 @@ public struct SurgeryManifest: Codable, Sendable {
         public var skipMetric: String?
         public var withoutRepeat: Bool?
         public var resume: Bool?
+        /// CoMe-P's search granularity n (ratios i/n).
+        public var granularity: Int?
     }
 
     /// Output layer `output` replaces original layers `original[0]...original[1]`.
@@ -148,17 +151,44 @@ public struct SurgeryManifest: Codable, Sendable {
 }
 
 extension SurgeryManifest {
+    /// A summary for GGUF metadata, so an exported model still says where its layers came
+    /// from when the JSON is not beside it: output layer i replaces original layers
+    /// `layer_first[i]...layer_last[i]`.
+    public static func ggufSummary(method: String, sourceLayers: Int,
+                                   layers: [LayerProvenance]) -> [(key: String, value: GGUFValue)] {
+        let k = "ckpt_surgeon.surgery"
+        return [
+            ("\(k).schema", .string(schemaVersion)),
+            ("\(k).method", .string(method)),
+            ("\(k).source_layers", .uint32(UInt32(sourceLayers))),
+            ("\(k).layer_first", .array(.int32, layers.map { .int32(Int32($0.original[0])) })),
+            ("\(k).layer_last", .array(.int32, layers.map { .int32(Int32($0.original[1])) })),
+        ]
+    }
+
+    public var ggufSummary: [(key: String, value: GGUFValue)] {
+        Self.ggufSummary(method: method.name, sourceLayers: source.layers, layers: layers)
+    }
+
+    /// XXH3 of the source's config.json (or of its config, for a GGUF): what a resumed
+    /// run checks it continues on the same model.
+    public static func configHash(of checkpoint: Checkpoint) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let bytes = try checkpoint.configJSON ?? encoder.encode(checkpoint.config)
+        return Array(bytes).withUnsafeBytes { XXH3Hasher.hex(XXH3Hasher.hash($0)) }
+    }
+
     /// The manifest fields every surgery command fills the same way.
     public static func make(toolVersion: String, command: [String], checkpoint: Checkpoint, calibration: CalibrationSet?,
                             method: Method, steps: [MergeStep], stack: LayerStack, format: OutputFormat,
                             hashes: [String: String], files: [String]) throws -> SurgeryManifest {
         let (layers, pairs) = provenance(stack)
-        let configBytes = try checkpoint.configJSON ?? JSONEncoder().encode(checkpoint.config)
         let sourceFiles = try tensorFiles(of: checkpoint.path)
         return SurgeryManifest(
             tool: Tool(version: toolVersion, command: command),
             source: Source(path: checkpoint.path, format: checkpoint.format.rawValue,
-                           configXxh3: Array(configBytes).withUnsafeBytes { XXH3Hasher.hex(XXH3Hasher.hash($0)) },
+                           configXxh3: try configHash(of: checkpoint),
                            layers: checkpoint.config.numHiddenLayers, tensors: try SurgeryManifest.hashes(of: sourceFiles)),
             calibration: calibration.map {
                 Calibration(corpus: $0.corpus, corpusXxh3: $0.corpusXXH3, nsamples: $0.nsamples, seqlen: $0.seqlen,

@@ -12,6 +12,8 @@ public struct SurgeryWriter {
     public let format: OutputFormat
     public let dtype: DTypeChoice
     public var maxShardBytes = 5_000_000_000
+    /// The method name for the GGUF surgery summary (`ckpt_surgeon.surgery.*`).
+    public var methodName = "come"
 
     public init(checkpoint: Checkpoint, stack: LayerStack, format: OutputFormat, dtype: DTypeChoice) {
         self.checkpoint = checkpoint
@@ -91,11 +93,12 @@ public struct SurgeryWriter {
             try Converter.requireSpace(folder.dataBytes, at: path)
             try folder.write(to: path, replace: replace, progress: progress)
         case .gguf:
-            if FileManager.default.fileExists(atPath: path) && !replace {
-                throw FormatError(.io, path: path, "already exists (pass --force to replace it)")
-            }
+            try OutputFile.refuseExisting(path, replace: replace)
             var exporter = GGUFExporter(checkpoint: checkpoint, tensors: writers.map { (TensorNames.gguf(fromHF: $0.name) ?? $0.name, $0) })
             exporter.config = config
+            exporter.extraMetadata = SurgeryManifest.ggufSummary(
+                method: methodName, sourceLayers: checkpoint.config.numHiddenLayers,
+                layers: SurgeryManifest.provenance(stack).0)
             try Converter.requireSpace(writers.reduce(0) { $0 + $1.outputByteCount }, at: path)
             try exporter.write(to: path, progress: progress)
             let m = try manifest(try SurgeryManifest.hashes(of: [path]), [FilePath.name(of: path)])

@@ -26,6 +26,13 @@ public final class OutputFile {
 
     deinit { if !committed { abandon() } }
 
+    /// Outputs are replaced only when the user asked for it (`--force`).
+    public static func refuseExisting(_ path: String, replace: Bool) throws {
+        if !replace && access(path, F_OK) == 0 {
+            throw FormatError(.io, path: path, "already exists (pass --force to replace it)")
+        }
+    }
+
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard var p = bytes.baseAddress else { return }
         var left = bytes.count

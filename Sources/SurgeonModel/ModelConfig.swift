@@ -139,3 +139,23 @@ public struct RopeScaling: Codable, Sendable, Equatable {
         try c.encodeIfPresent(originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
     }
 }
+
+extension RopeScaling {
+    /// The divisor of each inverse frequency under llama3 scaling (1 for high
+    /// frequencies, `factor` for low ones, smoothed between), as convert_hf_to_gguf.py
+    /// computes llama.cpp's `rope_freqs` tensor; GGUF has no keys for these parameters.
+    public func llama3FrequencyFactors(headDim: Int, theta: Double) -> [Float]? {
+        guard ropeType == "llama3" else { return nil }
+        let factor = self.factor ?? 8, low = lowFreqFactor ?? 1, high = highFreqFactor ?? 4
+        let original = Double(originalMaxPositionEmbeddings ?? 8192)
+        let lowWavelen = original / low, highWavelen = original / high
+        return stride(from: 0, to: headDim, by: 2).map { i in
+            let freq = Double(Float(1 / pow(theta, Double(i) / Double(headDim))))
+            let wavelen = 2 * Double.pi / freq
+            if wavelen < highWavelen { return 1 }
+            if wavelen > lowWavelen { return Float(factor) }
+            let smooth = (original / wavelen - low) / (high - low)
+            return Float(1 / ((1 - smooth) / factor + smooth))
+        }
+    }
+}

@@ -15,6 +15,15 @@ public struct MergeStep: Sendable, Codable {
     public let kept: [KeptUnits]
     /// Index of the merged layer right after this step.
     public let mergedIndex: Int
+    /// CoMe-P: every ratio tried and the calibration perplexity it gave.
+    public var candidates: [RatioCandidate]?
+}
+
+/// A CoMe-P candidate: the first layer's retention ratio r (the second keeps 1 − r) and
+/// the calibration perplexity of the model merged with it.
+public struct RatioCandidate: Sendable, Codable {
+    public let ratio: Double
+    public let perplexity: Double
 }
 
 /// CoMe: calibrate, merge the window with the smallest SBI, repeat (Alg. 1); or merge one
@@ -32,6 +41,9 @@ public final class CoMePruner {
         public var withoutRepeat = false
         /// Resume each round from the cached states at the merge point (off: from the embeddings).
         public var resume = true
+        /// CoMe-P (Alg. 2): search the first layer's ratio over {0, 1/n, …, 1} by
+        /// calibration perplexity instead of the BI heuristic (2-layer windows).
+        public var posteriorGranularity: Int?
         public var memoryBudget = 2 << 30
         public init() {}
     }
@@ -91,31 +103,108 @@ public final class CoMePruner {
 
     /// Merges the current layers `window` with ratios from `stats` (or the options').
     @discardableResult
-    public func merge(window: Range<Int>, stats: LayerStatistics) throws -> MergeStep {
+    public func merge(window: Range<Int>, stats: LayerStatistics, ratios chosen: [Double]? = nil,
+                      candidates: [RatioCandidate]? = nil) throws -> MergeStep {
         let bi = Array(stats.bi[window])
-        let ratios = options.ratios ?? RetentionRatios.adjusted(bi: bi, p: options.p, rho: options.rho)
+        let ratios = chosen ?? options.ratios ?? RetentionRatios.adjusted(bi: bi, p: options.p, rho: options.rho)
         let layers = try window.map { try stack.weights($0, checkpoint: checkpoint) }
         let (merged, kept) = ConcatenationMerge.merge(
             layers, ratios: ratios, ffnScores: Array(stats.ffnSensitivity[window]),
             kvGroupScores: Array(stats.kvGroupScore[window]), config: checkpoint.config, norms: options.norms)
         let sbi = window.count == stats.windowSize && window.lowerBound < stats.sbi.count ? stats.sbi[window.lowerBound] : .nan
         let step = MergeStep(windowCurrent: Array(window), windowOriginal: window.map { Array(stack.originals($0)) },
-                             sbi: sbi, bi: bi, ratios: ratios, kept: kept, mergedIndex: window.lowerBound)
+                             sbi: sbi, bi: bi, ratios: ratios, kept: kept, mergedIndex: window.lowerBound,
+                             candidates: candidates)
+        apply(step, merged: merged)
+        return step
+    }
+
+    private func apply(_ step: MergeStep, merged: DecoderLayerWeights) {
+        let window = step.windowCurrent.first!..<(step.windowCurrent.last! + 1)
         stack.replace(window, with: merged)
         steps.append(step)
         // States entering layers up to the merge point are unchanged; later ones are stale.
         boundaries = boundaries.filter { $0.key <= window.lowerBound }
-        return step
     }
 
-    /// Alg. 1: merge windows of `mergeItem` layers until `target` layers remain.
-    public func prune(to target: Int, progress: ((String) -> Void)? = nil) throws {
-        var resumeFrom = 0
+    /// Re-applies recorded steps (from a manifest) without calibrating: each merge is
+    /// rebuilt from the units it kept, so the stack is the one the steps produced.
+    public func replay(_ recorded: [MergeStep]) throws {
+        for step in recorded {
+            let window = step.windowCurrent.first!..<(step.windowCurrent.last! + 1)
+            guard window.upperBound <= stack.count, step.windowCurrent == Array(window),
+                  window.map({ Array(stack.originals($0)) }) == step.windowOriginal else {
+                throw SurgeryError.inconsistentSteps("step merging \(step.windowCurrent) does not fit the layers \(stack.count) left")
+            }
+            let layers = try window.map { try stack.weights($0, checkpoint: checkpoint) }
+            let merged = ConcatenationMerge.merge(layers, ratios: step.ratios, kept: step.kept,
+                                                  config: checkpoint.config, norms: options.norms)
+            apply(step, merged: merged)
+        }
+    }
+
+    /// Alg. 2 (CoMe-P) for a 2-layer window: merge with r = i/n for i in 0...n (the first
+    /// layer's ratio) and score each candidate model by calibration perplexity. Only the
+    /// layers from the merge point on run, from the cached states entering the window.
+    public func ratioCandidates(window: Range<Int>, stats: LayerStatistics, granularity n: Int,
+                                progress: ((Int, Int) -> Void)? = nil) throws -> [RatioCandidate] {
+        precondition(window.count == 2 && n >= 1)
+        let entry = try statesEntering(window.lowerBound)
+        let stack = self.stack, checkpoint = self.checkpoint, first = window.lowerBound
+        let layers = try window.map { try stack.weights($0, checkpoint: checkpoint) }
+        let targets = calibration.windows.map { Array($0.dropFirst()) + [-1] }
+        var candidates: [RatioCandidate] = []
+        for i in 0...n {
+            let r = Double(i) / Double(n)
+            let (merged, _) = ConcatenationMerge.merge(
+                layers, ratios: [r, 1 - r], ffnScores: Array(stats.ffnSensitivity[window]),
+                kvGroupScores: Array(stats.kvGroupScore[window]), config: checkpoint.config, norms: options.norms)
+            let states = try entry.copy(memoryBudget: options.memoryBudget)
+            // Candidate layer `first` is the merged one; later ones are the stack's, one up.
+            executor.layerWeights = { $0 == first ? merged : try stack.weights($0 + 1, checkpoint: checkpoint) }
+            try executor.run(states, layers: first..<(stack.count - 1))
+            let (sum, count) = try executor.negativeLogLikelihood(states, targets: targets)
+            candidates.append(RatioCandidate(ratio: r, perplexity: exp(sum / Double(count))))
+            progress?(i + 1, n + 1)
+        }
+        return candidates
+    }
+
+    /// The states entering current layer `layer`: cached, or run from the nearest cache.
+    private func statesEntering(_ layer: Int) throws -> HiddenStates {
+        if let cached = boundaries[layer] { return cached }
+        if boundaries[0] == nil {
+            boundaries[0] = try executor.embed(calibration.windows).copy(memoryBudget: 0)
+        }
+        let start = boundaries.keys.filter { $0 <= layer }.max()!
+        let states = try boundaries[start]!.copy(memoryBudget: 0)
+        let stack = self.stack, checkpoint = self.checkpoint
+        executor.layerWeights = { try stack.weights($0, checkpoint: checkpoint) }
+        try executor.run(states, layers: start..<layer)
+        boundaries[layer] = states
+        return states
+    }
+
+    /// Alg. 1 (or Alg. 2 with `posteriorGranularity`): merge windows of `mergeItem`
+    /// layers until `target` layers remain; `afterStep` sees each merge (to save it).
+    public func prune(to target: Int, progress: ((String) -> Void)? = nil,
+                      afterStep: ((MergeStep) throws -> Void)? = nil) throws {
+        var resumeFrom = steps.last.map { max(0, $0.mergedIndex - (options.mergeItem - 1)) } ?? 0
         while stack.count > target {
             let size = min(options.mergeItem, stack.count - target + 1)
             let stats = try calibrate(from: options.resume ? resumeFrom : 0, windowSize: size)
             let window = chooseWindow(stats, size: size)
-            let step = try merge(window: window, stats: stats)
+            var step: MergeStep
+            if let n = options.posteriorGranularity, size == 2 {
+                let candidates = try ratioCandidates(window: window, stats: stats, granularity: n) { i, total in
+                    progress?("CoMe-P: window \(Array(window)), candidate \(i)/\(total)")
+                }
+                let best = candidates.min { $0.perplexity < $1.perplexity }!
+                step = try merge(window: window, stats: stats, ratios: [best.ratio, 1 - best.ratio], candidates: candidates)
+            } else {
+                step = try merge(window: window, stats: stats)
+            }
+            try afterStep?(step)
             progress?("merged layers \(step.windowCurrent) (original \(step.windowOriginal.map { "\($0.first!)-\($0.last!)" }.joined(separator: ","))), SBI \(String(format: "%.4f", step.sbi)), ratios [\(step.ratios.map { String(format: "%.3f", $0) }.joined(separator: ", "))]; \(stack.count) layers")
             resumeFrom = max(0, window.lowerBound - (size - 1))
         }

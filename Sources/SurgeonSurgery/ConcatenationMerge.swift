@@ -24,12 +24,25 @@ public enum ConcatenationMerge {
     public static func merge(_ layers: [DecoderLayerWeights], ratios: [Double], ffnScores: [[Double]],
                              kvGroupScores: [[Double]], config c: ModelConfig, norms: NormRule)
         -> (weights: DecoderLayerWeights, kept: [KeptUnits]) {
+        let kept = keptUnits(ratios: ratios, ffnScores: ffnScores, kvGroupScores: kvGroupScores, config: c)
+        return (merge(layers, ratios: ratios, kept: kept, config: c, norms: norms), kept)
+    }
+
+    /// Each layer's most sensitive units, as many as its ratio allows.
+    public static func keptUnits(ratios: [Double], ffnScores: [[Double]], kvGroupScores: [[Double]],
+                                 config c: ModelConfig) -> [KeptUnits] {
         let ffnCounts = RetentionRatios.unitCounts(ratios, units: c.intermediateSize)
         let groupCounts = RetentionRatios.unitCounts(ratios, units: c.numKeyValueHeads)
-        let kept = layers.indices.map { t in
+        return ratios.indices.map { t in
             KeptUnits(ffnChannels: RetentionRatios.topUnits(ffnScores[t], k: ffnCounts[t]),
                       kvGroups: RetentionRatios.topUnits(kvGroupScores[t], k: groupCounts[t]))
         }
+    }
+
+    /// Builds the merged layer from the units each layer keeps (also how a manifest's
+    /// steps are replayed); `ratios` weight the vectors that cannot be concatenated.
+    public static func merge(_ layers: [DecoderLayerWeights], ratios: [Double], kept: [KeptUnits],
+                             config c: ModelConfig, norms: NormRule) -> DecoderLayerWeights {
         let h = c.hiddenSize, d = c.headDim, g = c.numAttentionHeads / c.numKeyValueHeads
         let qWidth = c.numAttentionHeads * d, f = c.intermediateSize
 
@@ -67,7 +80,7 @@ public enum ConcatenationMerge {
             merged.inputNorm = mean(layers.map(\.inputNorm))
             merged.postAttentionNorm = mean(layers.map(\.postAttentionNorm))
         }
-        return (merged, kept)
+        return merged
     }
 
     /// Concatenates row ranges of row-major matrices `width` wide.

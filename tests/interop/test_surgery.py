@@ -9,8 +9,9 @@ from safetensors.numpy import load_file
 from conftest import REPO, TINY_MODELS, run, run_json
 
 sys.path.insert(0, str(REPO / "tests"))
-from oracle.come_reference import calibration_statistics, merge_layers, retention_ratios  # noqa: E402
-from oracle.numpy_forward import load  # noqa: E402
+from oracle.come_reference import (calibration_statistics, merge_layers, replace_layers,  # noqa: E402
+                                   retention_ratios)
+from oracle.numpy_forward import forward, load  # noqa: E402
 
 
 def windows(config, n=4, length=24, seed=0):
@@ -154,6 +155,69 @@ def test_prune_resume_equals_recompute_and_verify_catches_a_flipped_byte(tiny, t
     shard.write_bytes(bytes(raw))
     proc = run("verify", outs[0][0], check=False)
     assert proc.returncode == 1 and "model.layers.1.mlp.down_proj.weight" in proc.stdout
+
+
+def calibration_perplexity(config, weights, ws):
+    nll, count = 0.0, 0
+    for w in ws:
+        logits = forward(config, weights, w).astype(np.float64)
+        logp = logits - logits.max(-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+        nll -= sum(logp[j, w[j + 1]] for j in range(len(w) - 1))
+        count += len(w) - 1
+    return math.exp(nll / count)
+
+
+def test_come_p_scores_every_ratio_like_the_reference(tiny, tmp_path):
+    """Alg. 2: each candidate r in {0, 1/4, ..., 1} is the reference merge with ratios
+    [r, 1 - r], scored by calibration perplexity; the lowest one is kept."""
+    for name in ["llama-gqa", "qwen2"]:
+        config, weights = load(tiny / name)
+        ws = windows(config, n=3, length=16)
+        calib = write_windows(tmp_path, ws)
+        out = tmp_path / f"{name}-come-p"
+        run("prune", tiny / name, "--method", "come-p", "--granularity", 4, "--target-layers",
+            config["num_hidden_layers"] - 1, "--calib-tokens", calib, "-o", out)
+        step = json.loads((out / "surgery.json").read_text())["steps"][0]
+        stats = calibration_statistics(config, weights, ws, max_window=2)
+        first = int(np.argmin(stats["sbi"][2]))
+        assert step["window_current"] == [first, first + 1]
+        expected = []
+        for r in [0, 0.25, 0.5, 0.75, 1]:
+            merged = merge_layers(config, weights, [first, first + 1], [r, 1 - r], stats["ffn_sensitivity"],
+                                  stats["kv_group_score"])
+            expected.append(calibration_perplexity(*replace_layers(config, weights, [first, first + 1], merged), ws))
+        ours = [c["perplexity"] for c in step["candidates"]]
+        assert [c["ratio"] for c in step["candidates"]] == [0, 0.25, 0.5, 0.75, 1]
+        assert close(ours, expected, rel=1e-4), (name, ours, expected)
+        best = [0, 0.25, 0.5, 0.75, 1][int(np.argmin(expected))]
+        assert close(step["ratios"], [best, 1 - best], rel=1e-9), (step["ratios"], best)
+
+
+def test_saved_step_resumes_to_the_uninterrupted_result(tiny, tmp_path):
+    config, _ = load(tiny / "llama-gqa")
+    calib = write_windows(tmp_path, windows(config, n=3, length=16))
+    common = ["--target-layers", 2, "--calib-tokens", calib]
+    for method in ["come", "come-p"]:
+        full, steps = tmp_path / f"{method}-full", tmp_path / f"{method}-steps"
+        run("prune", tiny / "llama-gqa", "--method", method, *common, "--save-steps", steps, "-o", full)
+        assert sorted(p.name for p in steps.iterdir()) == ["step-01", "step-02"]
+        run("verify", steps / "step-01")
+        assert json.loads((steps / "step-01/config.json").read_text())["num_hidden_layers"] == 3
+        resumed = tmp_path / f"{method}-resumed"
+        proc = run("prune", tiny / "llama-gqa", "--method", method, *common, "--resume", steps / "step-01/surgery.json",
+                   "-o", resumed)
+        assert "replayed 1 merges" in proc.stderr
+        a, b = (json.loads((o / "surgery.json").read_text()) for o in (full, resumed))
+        assert a["steps"] == b["steps"] and a["output"]["tensors"] == b["output"]["tensors"], method
+    # A manifest from another method, or another input, is refused with one line.
+    proc = run("prune", tiny / "llama-gqa", "--method", "come", *common, "--resume",
+               tmp_path / "come-p-steps/step-01/surgery.json", "-o", tmp_path / "x", check=False)
+    assert proc.returncode != 0 and "other method options" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = run("prune", tiny / "llama-mha", "--method", "come", *common, "--resume",
+               tmp_path / "come-steps/step-01/surgery.json", "-o", tmp_path / "y", check=False)
+    assert proc.returncode != 0 and "another model" in proc.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 def test_bad_surgery_arguments(tiny, tmp_path):

@@ -1,0 +1,11 @@
+/// Surgery requests that cannot be carried out on the model at hand.
+public enum SurgeryError: Error, CustomStringConvertible {
+    /// Recorded steps (a manifest being resumed) do not fit the model they are replayed on.
+    case inconsistentSteps(String)
+
+    public var description: String {
+        switch self {
+        case .inconsistentSteps(let problem): "cannot replay the recorded steps: \(problem)"
+        }
+    }
+}
