@@ -47,7 +47,7 @@ struct MergeCommand: ParsableCommand {
         options.memoryBudget = calibration.memoryBudgetBytes
         options.resume = false
         let calib = try calibration.load(for: checkpoint)
-        let pruner = try CoMePruner(checkpoint: checkpoint, calibration: calib, options: options)
+        let pruner = try LayerPruner(checkpoint: checkpoint, calibration: calib, options: options)
         let bar = ProgressBar(label: "calibrate", unit: "layers")
         let stats = try pruner.calibrate(from: 0, to: window.upperBound, windowSize: window.count, progress: bar.update)
         bar.finish()
@@ -93,8 +93,8 @@ struct MergeRuleOptions: ParsableArguments {
 
     /// Options with the per-family defaults (SPEC §4: p 1 and no ρ for LLaMA/Mistral-style
     /// models, p 32 and ρ 0.85 for Qwen).
-    func pruneOptions(_ family: ModelFamily, windowSize: Int) throws -> CoMePruner.Options {
-        var options = CoMePruner.Options()
+    func pruneOptions(_ family: ModelFamily, windowSize: Int) throws -> LayerPruner.Options {
+        var options = LayerPruner.Options()
         let qwen = family == .qwen2 || family == .qwen3
         options.p = p ?? (qwen ? 32 : 1)
         options.norms = norms
@@ -117,13 +117,13 @@ struct MergeRuleOptions: ParsableArguments {
 }
 
 /// Writes the pruner's stack and the manifest.
-func writeSurgery(checkpoint: Checkpoint, pruner: CoMePruner, calibration: CalibrationSet?,
+func writeSurgery(checkpoint: Checkpoint, pruner: LayerPruner, calibration: CalibrationSet?,
                   method: SurgeryManifest.Method, out: SurgeryOutputOptions) throws {
     try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calibration, method: method,
                      to: out.output, format: out.format, dtype: out.dtype, replace: out.force)
 }
 
-func writeSurgery(checkpoint: Checkpoint, pruner: CoMePruner, calibration: CalibrationSet?,
+func writeSurgery(checkpoint: Checkpoint, pruner: LayerPruner, calibration: CalibrationSet?,
                   method: SurgeryManifest.Method, to path: String, format: OutputFormat, dtype: DTypeChoice,
                   replace: Bool) throws {
     var writer = SurgeryWriter(checkpoint: checkpoint, stack: pruner.stack, format: format, dtype: dtype)

@@ -7,10 +7,23 @@ import SurgeonSurgery
 struct PruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Prune to a target depth with CoMe (progressive concatenation merge).",
+        abstract: "Prune to a target depth with CoMe, CoMe-P, or a baseline method.",
         discussion: """
-        --method shortgpt removes the --target-layers complement with the lowest Block Influence \
-        after one calibration pass (the plain-deletion baseline CoMe is compared with).
+        Baselines (the CoMe paper's comparison, SPEC §5), each writing the same manifest:
+          shortgpt    remove the layers with the lowest Block Influence (one calibration pass)
+          reverse     remove the last layers
+          magnitude   remove the layers with the smallest Σ|w| over all their parameters
+          magnitude+  the same, never removing the first 4 or the last 2 layers
+          sleb        remove one layer at a time: the one whose removal gives the lowest
+                      calibration perplexity (reruns only the layers after each candidate)
+          laco        LaCo: merge groups of --laco-group layers as W0 + Σ(Wi − W0), from the top
+                      down to layer 1, keeping a merge when the last layer's states keep mean
+                      cosine similarity > --laco-threshold with the original model's, then
+                      jumping --laco-interval layers down; if a sweep ends above the target,
+                      the threshold drops by 0.05 and the sweep restarts
+          mka         MKA with equal NPIB scores: fuse the last two layers with weights
+                      e^0.5/(1+e^0.5) ≈ 0.62 (shallower) and 0.38, until the target depth;
+                      NPIB itself is not computed (the paper finds it ≈ 0.5 : 0.5)
 
         --method come (Alg. 1 of the CoMe paper): until --target-layers remain, calibrate, pick \
         the window of --merge-item adjacent layers with the smallest SBI, merge it (see merge), \
@@ -37,7 +50,9 @@ struct PruneCommand: ParsableCommand {
           ckpt-surgeon prune smollm2-hf --method come-p --target-layers 21 --resume steps/step-04/surgery.json -o smollm2-21p
         """)
 
-    enum Method: String, ExpressibleByArgument, CaseIterable { case come, comeP = "come-p", shortgpt }
+    enum Method: String, ExpressibleByArgument, CaseIterable {
+        case come, comeP = "come-p", shortgpt, reverse, magnitude, magnitudePlus = "magnitude+", sleb, laco, mka
+    }
 
     @Argument(help: "HF folder, .safetensors file or .gguf file.")
     var model: String
@@ -65,6 +80,15 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "come-p: ratios tried are i/n for i = 0…n.")
     var granularity: Int = 20
 
+    @Option(help: "laco: layers merged per group (C).")
+    var lacoGroup: Int = 3
+
+    @Option(help: "laco: cosine similarity a merge must keep (T).")
+    var lacoThreshold: Double = 0.65
+
+    @Option(help: "laco: layers skipped down after an accepted merge (I).")
+    var lacoInterval: Int = 2
+
     @Option(help: "Write the model after every merge to DIR/step-NN.")
     var saveSteps: String?
 
@@ -82,6 +106,7 @@ struct PruneCommand: ParsableCommand {
             throw InputError("\(checkpoint.path): --target-layers \(targetLayers) out of range (the model has \(layers) layers)")
         }
         guard mergeItem >= 2 else { throw InputError("--merge-item must be at least 2") }
+        guard lacoGroup >= 2, lacoInterval >= 1 else { throw InputError("--laco-group must be at least 2 and --laco-interval at least 1") }
         var options = try rule.pruneOptions(checkpoint.family, windowSize: mergeItem)
         options.mergeItem = mergeItem
         options.skipMetric = skipMetric
@@ -94,12 +119,20 @@ struct PruneCommand: ParsableCommand {
             options.posteriorGranularity = granularity
         }
         let calib = try calibration.load(for: checkpoint)
-        let pruner = try CoMePruner(checkpoint: checkpoint, calibration: calib, options: options)
-        if method == .shortgpt {
-            let removed = try pruner.removeLowestBI(to: targetLayers)
-            try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib,
-                             method: SurgeryManifest.Method(name: "shortgpt", targetLayers: targetLayers), out: out)
-            print("removed layers \(removed) (lowest BI) → \(out.output): \(pruner.stack.count) layers")
+        let pruner = try LayerPruner(checkpoint: checkpoint, calibration: calib, options: options)
+        let baselineSummary: String?
+        do {
+            baselineSummary = try runBaseline(pruner)
+        } catch let error as SurgeryError {
+            throw InputError("\(checkpoint.path): \(error)")
+        }
+        if let summary = baselineSummary {
+            var record = SurgeryManifest.Method(name: method.rawValue, targetLayers: targetLayers)
+            if method == .laco { record.laco = lacoParameters }
+            let usesCalibration = ![.reverse, .magnitude, .magnitudePlus, .mka].contains(method)
+            try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: usesCalibration ? calib : nil,
+                             method: record, out: out)
+            print("\(summary) → \(out.output): \(pruner.stack.count) layers")
             return
         }
         let record = SurgeryManifest.Method(
@@ -126,6 +159,38 @@ struct PruneCommand: ParsableCommand {
         let what = method == .comeP ? "\(forwards) layer forwards incl. the ratio search"
             : "\(forwards) layer forwards; \(recompute) without resuming"
         print("pruned \(layers) → \(pruner.stack.count) layers in \(pruner.steps.count) merges → \(out.output) (\(what))")
+    }
+
+    private var lacoParameters: LaCoParameters {
+        var p = LaCoParameters()
+        p.group = lacoGroup
+        p.threshold = lacoThreshold
+        p.interval = lacoInterval
+        return p
+    }
+
+    /// Runs a baseline method; nil for CoMe and CoMe-P.
+    private func runBaseline(_ pruner: LayerPruner) throws -> String? {
+        let log: (String) -> Void = { FileHandle.standardError.write(Data("prune: \($0)\n".utf8)) }
+        switch method {
+        case .come, .comeP:
+            return nil
+        case .shortgpt:
+            return "removed layers \(try pruner.removeLowestBI(to: targetLayers)) (lowest BI)"
+        case .reverse:
+            return "removed layers \(pruner.removeLast(to: targetLayers)) (the last ones)"
+        case .magnitude, .magnitudePlus:
+            let removed = try pruner.removeLowestMagnitude(to: targetLayers, protectEnds: method == .magnitudePlus)
+            return "removed layers \(removed) (smallest Σ|w|)"
+        case .sleb:
+            return "removed layers \(try pruner.removeBySLEB(to: targetLayers, progress: log)) (SLEB, in that order)"
+        case .laco:
+            let groups = try pruner.mergeByLaCo(to: targetLayers, parameters: lacoParameters, progress: log)
+            return "merged layers \(groups.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ", ")) (LaCo)"
+        case .mka:
+            let groups = try pruner.mergeByMKA(to: targetLayers)
+            return "fused layers \(groups.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ", ")) (MKA)"
+        }
     }
 
     /// The steps of a saved manifest, after checking it comes from the same input, method

@@ -44,11 +44,11 @@ struct ScoresCommand: ParsableCommand {
             throw InputError("--merge-item must be between 2 and the layer count \(checkpoint.config.numHiddenLayers)")
         }
         let calib = try calibration.load(for: checkpoint)
-        var options = CoMePruner.Options()
+        var options = LayerPruner.Options()
         options.skipMetric = skipMetric
         options.memoryBudget = calibration.memoryBudgetBytes
         options.resume = false
-        let pruner = try CoMePruner(checkpoint: checkpoint, calibration: calib, options: options)
+        let pruner = try LayerPruner(checkpoint: checkpoint, calibration: calib, options: options)
         let bar = ProgressBar(label: "calibrate", unit: "layers")
         let stats = try pruner.calibrate(from: 0, windowSize: mergeItem, progress: bar.update)
         bar.finish()

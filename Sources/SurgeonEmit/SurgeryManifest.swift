@@ -35,7 +35,7 @@ public struct SurgeryManifest: Codable, Sendable {
     public struct Method: Codable, Sendable {
         public init(name: String, targetLayers: Int? = nil, mergeItem: Int? = nil, p: Double? = nil, rho: Double? = nil,
                     ratios: [Double]? = nil, norms: String? = nil, skipMetric: String? = nil, withoutRepeat: Bool? = nil,
-                    resume: Bool? = nil, granularity: Int? = nil) {
+                    resume: Bool? = nil, granularity: Int? = nil, laco: LaCoParameters? = nil) {
             self.name = name
             self.targetLayers = targetLayers
             self.mergeItem = mergeItem
@@ -47,6 +47,7 @@ public struct SurgeryManifest: Codable, Sendable {
             self.withoutRepeat = withoutRepeat
             self.resume = resume
             self.granularity = granularity
+            self.laco = laco
         }
 
         public var name: String
@@ -61,6 +62,7 @@ public struct SurgeryManifest: Codable, Sendable {
         public var resume: Bool?
         /// CoMe-P's search granularity n (ratios i/n).
         public var granularity: Int?
+        public var laco: LaCoParameters?
     }
 
     /// Output layer `output` replaces original layers `original[0]...original[1]`.

@@ -26,9 +26,10 @@ public struct RatioCandidate: Sendable, Codable {
     public let perplexity: Double
 }
 
-/// CoMe: calibrate, merge the window with the smallest SBI, repeat (Alg. 1); or merge one
-/// given window (`merge --layers`).
-public final class CoMePruner {
+/// A model under surgery: the layer stack, the calibration set, and the hidden states
+/// cached at layer boundaries so that a change at layer l only reruns layers from l on.
+/// CoMe (LayerPruner+CoMe.swift) and the baselines (LayerPruner+Baselines.swift) work on it.
+public final class LayerPruner {
     public struct Options: Sendable {
         /// Layers merged per step (m + 1).
         public var mergeItem = 2
@@ -52,12 +53,12 @@ public final class CoMePruner {
     public let calibration: CalibrationSet
     public let options: Options
     public let executor: StreamingExecutor
-    public private(set) var stack: LayerStack
-    public private(set) var steps: [MergeStep] = []
+    public internal(set) var stack: LayerStack
+    public internal(set) var steps: [MergeStep] = []
     /// Statistics of the most recent calibration (of the stack before the last merge).
     public private(set) var statistics: LayerStatistics?
     /// Input states of layer b, for every boundary b still valid.
-    private var boundaries: [Int: HiddenStates] = [:]
+    var boundaries: [Int: HiddenStates] = [:]
 
     public init(checkpoint: Checkpoint, calibration: CalibrationSet, options: Options) throws {
         self.checkpoint = checkpoint
@@ -143,35 +144,8 @@ public final class CoMePruner {
         }
     }
 
-    /// Alg. 2 (CoMe-P) for a 2-layer window: merge with r = i/n for i in 0...n (the first
-    /// layer's ratio) and score each candidate model by calibration perplexity. Only the
-    /// layers from the merge point on run, from the cached states entering the window.
-    public func ratioCandidates(window: Range<Int>, stats: LayerStatistics, granularity n: Int,
-                                progress: ((Int, Int) -> Void)? = nil) throws -> [RatioCandidate] {
-        precondition(window.count == 2 && n >= 1)
-        let entry = try statesEntering(window.lowerBound)
-        let stack = self.stack, checkpoint = self.checkpoint, first = window.lowerBound
-        let layers = try window.map { try stack.weights($0, checkpoint: checkpoint) }
-        let targets = calibration.windows.map { Array($0.dropFirst()) + [-1] }
-        var candidates: [RatioCandidate] = []
-        for i in 0...n {
-            let r = Double(i) / Double(n)
-            let (merged, _) = ConcatenationMerge.merge(
-                layers, ratios: [r, 1 - r], ffnScores: Array(stats.ffnSensitivity[window]),
-                kvGroupScores: Array(stats.kvGroupScore[window]), config: checkpoint.config, norms: options.norms)
-            let states = try entry.copy(memoryBudget: options.memoryBudget)
-            // Candidate layer `first` is the merged one; later ones are the stack's, one up.
-            executor.layerWeights = { $0 == first ? merged : try stack.weights($0 + 1, checkpoint: checkpoint) }
-            try executor.run(states, layers: first..<(stack.count - 1))
-            let (sum, count) = try executor.negativeLogLikelihood(states, targets: targets)
-            candidates.append(RatioCandidate(ratio: r, perplexity: exp(sum / Double(count))))
-            progress?(i + 1, n + 1)
-        }
-        return candidates
-    }
-
     /// The states entering current layer `layer`: cached, or run from the nearest cache.
-    private func statesEntering(_ layer: Int) throws -> HiddenStates {
+    func statesEntering(_ layer: Int) throws -> HiddenStates {
         if let cached = boundaries[layer] { return cached }
         if boundaries[0] == nil {
             boundaries[0] = try executor.embed(calibration.windows).copy(memoryBudget: 0)
@@ -185,54 +159,32 @@ public final class CoMePruner {
         return states
     }
 
-    /// Alg. 1 (or Alg. 2 with `posteriorGranularity`): merge windows of `mergeItem`
-    /// layers until `target` layers remain; `afterStep` sees each merge (to save it).
-    public func prune(to target: Int, progress: ((String) -> Void)? = nil,
-                      afterStep: ((MergeStep) throws -> Void)? = nil) throws {
-        var resumeFrom = steps.last.map { max(0, $0.mergedIndex - (options.mergeItem - 1)) } ?? 0
-        while stack.count > target {
-            let size = min(options.mergeItem, stack.count - target + 1)
-            let stats = try calibrate(from: options.resume ? resumeFrom : 0, windowSize: size)
-            let window = chooseWindow(stats, size: size)
-            var step: MergeStep
-            if let n = options.posteriorGranularity, size == 2 {
-                let candidates = try ratioCandidates(window: window, stats: stats, granularity: n) { i, total in
-                    progress?("CoMe-P: window \(Array(window)), candidate \(i)/\(total)")
-                }
-                let best = candidates.min { $0.perplexity < $1.perplexity }!
-                step = try merge(window: window, stats: stats, ratios: [best.ratio, 1 - best.ratio], candidates: candidates)
-            } else {
-                step = try merge(window: window, stats: stats)
-            }
-            try afterStep?(step)
-            progress?("merged layers \(step.windowCurrent) (original \(step.windowOriginal.map { "\($0.first!)-\($0.last!)" }.joined(separator: ","))), SBI \(String(format: "%.4f", step.sbi)), ratios [\(step.ratios.map { String(format: "%.3f", $0) }.joined(separator: ", "))]; \(stack.count) layers")
-            resumeFrom = max(0, window.lowerBound - (size - 1))
-        }
+    /// A candidate model's final states: the calibration set from the states entering
+    /// current layer `first`, through `weights(i)` for i in first..<end.
+    func runCandidate(from first: Int, to end: Int,
+                      weights: @escaping (Int) throws -> DecoderLayerWeights) throws -> HiddenStates {
+        let states = try statesEntering(first).copy(memoryBudget: options.memoryBudget)
+        executor.layerWeights = weights
+        try executor.run(states, layers: first..<end)
+        return states
     }
 
-    /// ShortGPT, the plain-deletion baseline: one calibration, then remove the layers with
-    /// the lowest BI (lower index first on ties) until `target` remain.
-    public func removeLowestBI(to target: Int) throws -> [Int] {
-        let stats = try calibrate(from: 0, windowSize: min(2, stack.count))
-        let order = stats.bi.indices.sorted { stats.bi[$0] != stats.bi[$1] ? stats.bi[$0] < stats.bi[$1] : $0 < $1 }
-        let removed = Array(order.prefix(stack.count - target)).sorted()
-        stack.remove(Set(removed))
-        return removed
+    /// Perplexity of the calibration set given final states (every next token scored).
+    func calibrationPerplexity(_ final: HiddenStates) throws -> Double {
+        let targets = calibration.windows.map { Array($0.dropFirst()) + [-1] }
+        let (sum, count) = try executor.negativeLogLikelihood(final, targets: targets)
+        return exp(sum / Double(count))
     }
 
-    /// The window with the smallest SBI; with `withoutRepeat`, windows containing a
-    /// merged layer only when every window does.
-    func chooseWindow(_ stats: LayerStatistics, size: Int) -> Range<Int> {
-        var best: (score: Double, start: Int)?
-        for start in stats.sbi.indices where start + size <= stack.count {
-            let repeated = options.withoutRepeat && (start..<(start + size)).contains { stack.isMerged($0) }
-            let score = repeated ? .infinity : stats.sbi[start]
-            if best == nil || score < best!.score { best = (score, start) }
-        }
-        if best!.score == .infinity {
-            let start = stats.sbi.indices.filter { $0 + size <= stack.count }.min { stats.sbi[$0] < stats.sbi[$1] }!
-            return start..<(start + size)
-        }
-        return best!.start..<(best!.start + size)
+    /// Removes current layers and drops the cached states they invalidate.
+    func removeLayers(_ indices: Set<Int>) {
+        stack.remove(indices)
+        if let first = indices.min() { boundaries = boundaries.filter { $0.key <= first } }
+    }
+
+    /// Replaces a window by a merged layer outside CoMe's steps (weight-sum baselines).
+    func replaceLayers(_ window: Range<Int>, with merged: DecoderLayerWeights) {
+        stack.replace(window, with: merged)
+        boundaries = boundaries.filter { $0.key <= window.lowerBound }
     }
 }
