@@ -122,16 +122,16 @@ struct PruneCommand: ParsableCommand {
         let pruner = try LayerPruner(checkpoint: checkpoint, calibration: calib, options: options)
         let baselineSummary: String?
         do {
-            baselineSummary = try runBaseline(pruner)
+            baselineSummary = try runBaseline(pruner) { step in
+                try save(pruner, step: step, checkpoint: checkpoint, calibration: calib, method: baselineRecord)
+            }
         } catch let error as SurgeryError {
             throw InputError("\(checkpoint.path): \(error)")
         }
         if let summary = baselineSummary {
-            var record = SurgeryManifest.Method(name: method.rawValue, targetLayers: targetLayers)
-            if method == .laco { record.laco = lacoParameters }
             let usesCalibration = ![.reverse, .magnitude, .magnitudePlus, .mka].contains(method)
             try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: usesCalibration ? calib : nil,
-                             method: record, out: out)
+                             method: baselineRecord, out: out)
             print("\(summary) → \(out.output): \(pruner.stack.count) layers")
             return
         }
@@ -147,11 +147,8 @@ struct PruneCommand: ParsableCommand {
         let forwardsBefore = pruner.layerForwards
         try pruner.prune(to: targetLayers, progress: { FileHandle.standardError.write(Data("prune: \($0)\n".utf8)) },
                          afterStep: { _ in
-                             guard let saveSteps else { return }
-                             let path = saveSteps + "/" + String(format: "step-%02d", pruner.steps.count)
-                             try FileManager.default.createDirectory(atPath: saveSteps, withIntermediateDirectories: true)
-                             try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: record,
-                                              to: path, format: .safetensors, dtype: out.dtype, replace: out.force)
+                             try save(pruner, step: pruner.steps.count, checkpoint: checkpoint, calibration: calib,
+                                      method: record)
                          })
         try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: record, out: out)
         let recompute = (targetLayers + 1...layers).reduce(0, +)
@@ -159,6 +156,12 @@ struct PruneCommand: ParsableCommand {
         let what = method == .comeP ? "\(forwards) layer forwards incl. the ratio search"
             : "\(forwards) layer forwards; \(recompute) without resuming"
         print("pruned \(layers) → \(pruner.stack.count) layers in \(pruner.steps.count) merges → \(out.output) (\(what))")
+    }
+
+    private var baselineRecord: SurgeryManifest.Method {
+        var record = SurgeryManifest.Method(name: method.rawValue, targetLayers: targetLayers)
+        record.laco = method == .laco ? lacoParameters : nil
+        return record
     }
 
     private var lacoParameters: LaCoParameters {
@@ -169,8 +172,18 @@ struct PruneCommand: ParsableCommand {
         return p
     }
 
-    /// Runs a baseline method; nil for CoMe and CoMe-P.
-    private func runBaseline(_ pruner: LayerPruner) throws -> String? {
+    /// With --save-steps, writes the model as it is after step `step` to DIR/step-NN.
+    private func save(_ pruner: LayerPruner, step: Int, checkpoint: Checkpoint, calibration: CalibrationSet,
+                      method: SurgeryManifest.Method) throws {
+        guard let saveSteps else { return }
+        try FileManager.default.createDirectory(atPath: saveSteps, withIntermediateDirectories: true)
+        try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calibration, method: method,
+                         to: saveSteps + "/" + String(format: "step-%02d", step), format: .safetensors,
+                         dtype: out.dtype, replace: out.force)
+    }
+
+    /// Runs a baseline method; nil for CoMe and CoMe-P. SLEB calls `saveStep` after each removal.
+    private func runBaseline(_ pruner: LayerPruner, saveStep: @escaping (Int) throws -> Void) throws -> String? {
         let log: (String) -> Void = { FileHandle.standardError.write(Data("prune: \($0)\n".utf8)) }
         switch method {
         case .come, .comeP:
@@ -183,7 +196,7 @@ struct PruneCommand: ParsableCommand {
             let removed = try pruner.removeLowestMagnitude(to: targetLayers, protectEnds: method == .magnitudePlus)
             return "removed layers \(removed) (smallest Σ|w|)"
         case .sleb:
-            return "removed layers \(try pruner.removeBySLEB(to: targetLayers, progress: log)) (SLEB, in that order)"
+            return "removed layers \(try pruner.removeBySLEB(to: targetLayers, progress: log, afterStep: saveStep)) (SLEB, in that order)"
         case .laco:
             let groups = try pruner.mergeByLaCo(to: targetLayers, parameters: lacoParameters, progress: log)
             return "merged layers \(groups.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ", ")) (LaCo)"

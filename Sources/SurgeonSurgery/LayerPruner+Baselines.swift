@@ -54,8 +54,9 @@ extension LayerPruner {
 
     /// SLEB: remove one layer at a time, the one whose removal leaves the lowest
     /// calibration perplexity. A candidate reruns only the layers after it, from the
-    /// cached states entering it.
-    public func removeBySLEB(to target: Int, progress: ((String) -> Void)? = nil) throws -> [Int] {
+    /// cached states entering it. `afterStep` sees the model after each removal.
+    public func removeBySLEB(to target: Int, progress: ((String) -> Void)? = nil,
+                             afterStep: ((Int) throws -> Void)? = nil) throws -> [Int] {
         var removed: [Int] = []
         while stack.count > target {
             let stack = self.stack, checkpoint = self.checkpoint
@@ -67,6 +68,7 @@ extension LayerPruner {
             }
             removed.append(stack.originals(best!.layer).lowerBound)
             removeLayers([best!.layer])
+            try afterStep?(removed.count)
             progress?("SLEB: removed original layer \(removed.last!) (calibration ppl \(String(format: "%.3f", best!.perplexity))); \(self.stack.count) layers")
         }
         return removed

@@ -1,0 +1,164 @@
+"""Runs every pruning method at several depths and evaluates each result (the comparison
+table of the CoMe paper, on a model you have): wikitext-2 test and C4 validation
+perplexity, wall time and peak RSS of each `prune`. Writes table.md, results.json,
+results.csv and ppl.png to --out; prints the table.
+
+Progressive methods (come, come-p, sleb) run once to the smallest depth with
+--save-steps: the model after k steps is exactly what a run to depth L - k produces, so
+the shallower depths are taken from those steps (their time and RSS are the full run's).
+
+C4: the first texts of ../shared/data/c4/c4_validation_2k.jsonl joined by blank lines,
+scored in windows of 512 tokens. This is not the GPTQ selection of 256 random windows
+the paper uses, so compare methods with each other, not with the paper's numbers.
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CKPT_SHARED", REPO.parent / "shared"))
+CLI = os.environ.get("CKPT_SURGEON", str(REPO / ".build/release/ckpt-surgeon"))
+PROGRESSIVE = {"come", "come-p", "sleb"}
+ALL_METHODS = ["come", "come-p", "shortgpt", "reverse", "magnitude", "magnitude+", "sleb", "laco", "mka"]
+
+
+def log(message):
+    print(f"compare: {message}", file=sys.stderr, flush=True)
+
+
+class PruneFailed(Exception):
+    pass
+
+
+def timed(args, cwd=None):
+    """Runs args under /usr/bin/time -v; returns (stdout, wall seconds, peak RSS MB)."""
+    time_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"compare-time-{os.getpid()}.txt"
+    proc = subprocess.run(["/usr/bin/time", "-v", "-o", str(time_file), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd)
+    if proc.returncode != 0:
+        raise PruneFailed((proc.stderr.strip().splitlines() or ["failed"])[-1])
+    t = time_file.read_text()
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (.*)", t).group(1).split(":")
+    return proc.stdout, sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall))), rss
+
+
+def perplexity(model, text, windows):
+    out = subprocess.run([CLI, "ppl", str(model), "--text", str(text), "--windows", str(windows), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["perplexity"]
+
+
+def layer_count(model):
+    out = subprocess.run([CLI, "inspect", str(model), "--json"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["config"]["num_hidden_layers"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=os.environ.get("CKPT_MODEL_GGUF", str(REPO / "models/SmolLM2-135M-Instruct.Q4_1.gguf")))
+    ap.add_argument("--targets", default="27,24,21")
+    ap.add_argument("--methods", default=",".join(ALL_METHODS))
+    ap.add_argument("--nsamples", type=int, default=8)
+    ap.add_argument("--seqlen", type=int, default=256)
+    ap.add_argument("--granularity", type=int, default=20)
+    ap.add_argument("--windows", type=int, default=16, help="ctx-512 windows of wikitext-2 test")
+    ap.add_argument("--c4-windows", type=int, default=16, help="ctx-512 windows of the C4 sample")
+    ap.add_argument("--out", default=str(REPO / "bench/out/compare"))
+    args = ap.parse_args()
+    targets = sorted({int(t) for t in args.targets.split(",")}, reverse=True)
+    methods = args.methods.split(",")
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    wiki = SHARED / "data/wikitext-2-raw/wiki.test.raw"
+    c4 = out / "c4.txt"
+    with open(SHARED / "data/c4/c4_validation_2k.jsonl") as f:
+        c4.write_text("\n\n".join(json.loads(line)["text"] for line in f))
+
+    depth = layer_count(args.model)
+    calib = ["--nsamples", args.nsamples, "--seqlen", args.seqlen]
+    log(f"original ({depth} layers)")
+    rows = [{"method": "original", "layers": depth, "wiki_ppl": perplexity(args.model, wiki, args.windows),
+             "c4_ppl": perplexity(args.model, c4, args.c4_windows), "seconds": None, "peak_rss_mb": None, "note": ""}]
+    for method in methods:
+        extra = ["--granularity", args.granularity] if method == "come-p" else []
+        runs = [targets[-1]] if method in PROGRESSIVE else targets
+        for target in runs:
+            log(f"{method} → {target} layers")
+            result = out / f"{method}-{target}"
+            steps = out / f"{method}-steps"
+            save = ["--save-steps", steps] if method in PROGRESSIVE and len(targets) > 1 else []
+            try:
+                stdout, seconds, rss = timed([CLI, "prune", args.model, "--method", method, "--target-layers", target,
+                                              *calib, *extra, *save, "-o", result])
+            except PruneFailed as failure:
+                log(f"  {method} failed: {failure}")
+                rows.append({"method": method, "layers": target, "wiki_ppl": None, "c4_ppl": None, "seconds": None,
+                             "peak_rss_mb": None, "note": str(failure)})
+                continue
+            made = [(target, result, "")]
+            if save:
+                made += [(t, steps / f"step-{depth - t:02d}", f"step {depth - t} of the {target}-layer run")
+                         for t in targets if t != target]
+            for t, model, note in made:
+                log(f"  evaluating {method} at {t} layers")
+                rows.append({"method": method, "layers": t, "wiki_ppl": perplexity(model, wiki, args.windows),
+                             "c4_ppl": perplexity(model, c4, args.c4_windows), "seconds": round(seconds, 1),
+                             "peak_rss_mb": round(rss), "note": note or stdout.strip().splitlines()[-1].rsplit(" → ", 1)[0]})
+        # Rewritten after every method, so a long run can be read while it goes on.
+        rows.sort(key=lambda r: (-r["layers"], r["wiki_ppl"] is None, r["wiki_ppl"] or 0))
+        write_outputs(out, rows, args, depth, quiet=method != methods[-1])
+
+
+def write_outputs(out, rows, args, depth, quiet=False):
+    (out / "results.json").write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    lines = [f"wikitext-2 test: {args.windows} windows of 512; C4 sample: {args.c4_windows} windows of 512; "
+             f"calibration {args.nsamples} × {args.seqlen} tokens of wikitext-2 validation (shipped).", "",
+             "| layers | method | wiki ppl | C4 ppl | prune wall (s) | peak RSS (MB) | note |",
+             "|---:|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        secs = "" if r["seconds"] is None else f"{r['seconds']:.1f}"
+        rss = "" if r["peak_rss_mb"] is None else str(r["peak_rss_mb"])
+        wiki = "—" if r["wiki_ppl"] is None else f"{r['wiki_ppl']:.2f}"
+        c4 = "—" if r["c4_ppl"] is None else f"{r['c4_ppl']:.2f}"
+        lines.append(f"| {r['layers']} | {r['method']} | {wiki} | {c4} | {secs} | {rss} | "
+                     f"{r['note'].replace('|', chr(92) + '|')} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    if not quiet:
+        print("\n".join(lines))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no ppl.png")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "original"):
+        pts = sorted((depth - r["layers"], r["wiki_ppl"]) for r in rows if r["method"] == method and r["wiki_ppl"])
+        ax.plot([0] + [p[0] for p in pts], [rows[0]["wiki_ppl"]] + [p[1] for p in pts], marker="o", label=method)
+    ax.set_yscale("log")
+    ax.set_xlabel("layers removed")
+    ax.set_ylabel("wikitext-2 test perplexity (log scale)")
+    ax.set_title(f"{Path(args.model).name}: perplexity vs layers removed")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "ppl.png", dpi=110)
+
+
+if __name__ == "__main__":
+    started = time.time()
+    main()
+    log(f"done in {time.time() - started:.0f} s")
