@@ -47,17 +47,17 @@ echo
 /usr/bin/time -v -o "$work/time.txt" "$CKPT_SURGEON" ppl "$gguf" --text "$wiki" --ctx 512 --windows "$PPL_CHUNKS" \
     --protocol llama.cpp --json > "$work/ours.json"
 read -r ours_s ours_rss < <(measure)
-/usr/bin/time -v -o "$work/time.txt" "$bin/llama-perplexity" -m "$gguf" -f "$wiki" -c 512 --chunks "$PPL_CHUNKS" \
-    -t "$threads" > "$work/llama.txt" 2>&1
+/usr/bin/time -v -o "$work/time.txt" "$bin/llama-perplexity" -m "$gguf" -f "$wiki" -c 512 -b 2048 \
+    --chunks "$PPL_CHUNKS" -t "$threads" > "$work/llama.txt" 2>&1
 read -r llama_s llama_rss < <(measure)
 python3 - "$work/ours.json" "$work/llama.txt" "$ours_s" "$ours_rss" "$llama_s" "$llama_rss" "$PPL_CHUNKS" "$threads" <<'PY'
 import json, re, sys
 ours = json.load(open(sys.argv[1])); log = open(sys.argv[2]).read()
 ours_s, ours_rss, llama_s, llama_rss, chunks, threads = sys.argv[3:9]
 ppl = float(re.search(r"Final estimate: PPL = ([0-9.]+)", log).group(1))
-# llama.cpp's own timer for the forward passes ("prompt eval time = ... tokens per second")
-m = re.search(r"prompt eval time =\s*([0-9.]+) ms /\s*(\d+) tokens", log)
-llama_tps = int(m.group(2)) / (float(m.group(1)) / 1000)
+# llama.cpp times its first pass of n_batch = 2048 tokens (4 chunks): "seconds per pass"
+m = re.search(r"([0-9.]+) seconds per pass", log)
+llama_tps = 2048 / float(m.group(1))
 tokens = int(chunks) * 512
 ours_tps = tokens / ours["seconds"]
 print(f"### perplexity, F32 GGUF, ctx 512, {chunks} chunks ({tokens} tokens), {threads} threads")

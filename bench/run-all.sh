@@ -1,35 +1,42 @@
 #!/usr/bin/env bash
-# Runs every benchmark and rewrites bench/RESULTS.md with the tables, the machine they
-# ran on, and the command that produced them. SCALE=1 adds the 7B-scale merge (~30 GB disk).
+# Runs the benchmarks and rewrites their sections of bench/RESULTS.md, each with the
+# machine it ran on and the command that produced it.
+#   bash bench/run-all.sh                  convert, runtime, surgery, llama-cpp
+#   bash bench/run-all.sh llama-cpp        only that section (the others are kept)
+#   SCALE=1 / COMPARE=1                    add the 7B-scale merge (~30 GB disk, ~5 min) /
+#                                          the method comparison (~1.5 h on 2 cores)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$CKPT_REPO"
 bash scripts/setup.sh
+sections=("$@")
+if [ ${#sections[@]} = 0 ]; then
+    sections=(convert runtime surgery llama-cpp)
+    [ -n "${SCALE:-}" ] && sections+=(scale7b)
+    [ -n "${COMPARE:-}" ] && sections+=(compare)
+fi
 out=bench/RESULTS.md
-{
-    echo "# Benchmark results"
-    echo
-    echo "Produced by \`bash bench/run-all.sh\` on $(date -u +%Y-%m-%d): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores,"
-    echo "$(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(df -T . | awk 'NR==2 {print $2}') file system, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(auto)}, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS."
-    echo "Absolute times differ between machines; compare the ratios, which are measured in the same run."
-    echo
-    echo "## convert (bench/convert.sh)"
-    echo
-    bash bench/convert.sh
-    echo
-    echo "## runtime (bench/runtime.sh)"
-    echo
-    bash bench/runtime.sh
-    echo
-    echo "## surgery (bench/surgery.sh)"
-    echo
-    bash bench/surgery.sh
-    if [ -n "${SCALE:-}" ]; then
-        echo
-        echo "## scale (bench/scale7b.sh)"
-        echo
-        bash bench/scale7b.sh
-    fi
-} > "$out.tmp"
-mv "$out.tmp" "$out"
+machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(auto)}, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
+for name in "${sections[@]}"; do
+    echo "run-all: $name" >&2
+    body="$(bash "bench/$name.sh")"
+    python3 - "$out" "$name" "$machine" "$body" <<'PY'
+import datetime, re, sys
+path, name, machine, body = sys.argv[1:5]
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = ""
+header = ("# Benchmark results\n\nEach section is rewritten by `bash bench/run-all.sh [SECTION]`. Absolute times differ "
+          "between machines; compare the ratios, which are measured in the same run.\n")
+if not text.startswith("# Benchmark results"):
+    text = header
+section = (f"## {name} (bench/{name}.sh)\n\nRun on {datetime.date.today()} by `bash bench/run-all.sh {name}`: "
+           f"{machine}.\n\n{body.strip()}\n")
+pattern = re.compile(rf"^## {re.escape(name)} \(bench/.*?(?=^## |\Z)", re.S | re.M)
+text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+open(path + ".tmp", "w").write(text.rstrip() + "\n")
+PY
+    mv "$out.tmp" "$out"
+done
 cat "$out"

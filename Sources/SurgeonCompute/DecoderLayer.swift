@@ -43,14 +43,14 @@ final class ScratchBuffer {
 /// Scratch buffers for one chunk of tokens, reused across layers (llama2.c's RunState).
 public final class LayerWorkspace {
     let normed = ScratchBuffer(), q = ScratchBuffer(), k = ScratchBuffer(), v = ScratchBuffer()
-    let attention = ScratchBuffer(), projected = ScratchBuffer(), gate = ScratchBuffer(), up = ScratchBuffer()
+    let attention = ScratchBuffer(), gate = ScratchBuffer(), up = ScratchBuffer()
     let scores = ScratchBuffer(), input = ScratchBuffer()
 
     public init() {}
 
     func reserve(rows: Int, shape: LayerShape, sequenceLength: Int) {
         for (buffer, width) in [(normed, shape.hidden), (q, shape.qWidth), (k, shape.kvWidth), (v, shape.kvWidth),
-                                (attention, shape.qWidth), (projected, shape.hidden), (gate, shape.intermediate),
+                                (attention, shape.qWidth), (gate, shape.intermediate),
                                 (up, shape.intermediate), (input, shape.hidden)] {
             buffer.reserve(rows * width)
         }
@@ -73,7 +73,7 @@ public enum DecoderLayer {
         let rows = sequences * length
         ws.reserve(rows: rows, shape: s, sequenceLength: length)
         let n = ws.normed.pointer, q = ws.q.pointer, k = ws.k.pointer, v = ws.v.pointer
-        let attention = ws.attention.pointer, projected = ws.projected.pointer
+        let attention = ws.attention.pointer
         let gate = ws.gate.pointer, up = ws.up.pointer
         if observe != nil { ws.input.pointer.update(from: x, count: rows * s.hidden) }
 
@@ -98,16 +98,14 @@ public enum DecoderLayer {
             causalAttention(q: q + base * s.qWidth, k: k + base * s.kvWidth, v: v + base * s.kvWidth,
                             out: attention + base * s.qWidth, length: length, shape: s, scores: ws.scores.pointer)
         }
-        project(attention, w.o, w.oBias, projected, rows: rows, out: s.hidden, in: s.qWidth)
-        Kernels.add(x, projected, count: rows * s.hidden)
+        projectAdding(attention, w.o, w.oBias, into: x, rows: rows, out: s.hidden, in: s.qWidth)
 
         // MLP block.
         w.postAttentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, n, rows: rows, n: s.hidden, eps: s.eps) }
         project(n, w.gate, w.gateBias, gate, rows: rows, out: s.intermediate, in: s.hidden)
         project(n, w.up, w.upBias, up, rows: rows, out: s.intermediate, in: s.hidden)
         Kernels.siluMul(gate, up, count: rows * s.intermediate)
-        project(gate, w.down, w.downBias, projected, rows: rows, out: s.hidden, in: s.intermediate)
-        Kernels.add(x, projected, count: rows * s.hidden)
+        projectAdding(gate, w.down, w.downBias, into: x, rows: rows, out: s.hidden, in: s.intermediate)
 
         observe?(LayerActivations(
             firstSequence: firstSequence, sequenceLength: length, rows: rows,
@@ -124,6 +122,18 @@ public enum DecoderLayer {
         if let bias { bias.withUnsafeBufferPointer { Kernels.addBias(out, $0.baseAddress!, rows: rows, n: n) } }
     }
 
+    /// residual[rows × out] += x[rows × in] · Wᵀ (+ bias): the residual add rides on the
+    /// sgemm (beta = 1) instead of a separate buffer and pass.
+    static func projectAdding(_ x: UnsafePointer<Float>, _ w: [Float], _ bias: [Float]?,
+                              into residual: UnsafeMutablePointer<Float>, rows: Int, out n: Int, in k: Int) {
+        w.withUnsafeBufferPointer { BLAS.matmulTransposed(x, $0.baseAddress!, residual, m: rows, n: n, k: k, beta: 1) }
+        if let bias { bias.withUnsafeBufferPointer { Kernels.addBias(residual, $0.baseAddress!, rows: rows, n: n) } }
+    }
+
+    /// Query rows per block of causal attention: a block only scores the keys up to its
+    /// last row, which skips most of the masked upper triangle.
+    static let causalBlock = 128
+
     /// Causal GQA attention for one sequence: query head h reads KV head h / G.
     static func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 out: UnsafeMutablePointer<Float>, length t: Int, shape s: LayerShape,
@@ -131,12 +141,17 @@ public enum DecoderLayer {
         let scale = 1 / Float(s.headDim).squareRoot()
         for h in 0..<s.heads {
             let kv = h / s.groupSize
-            // scores[t × t] = q_h · k_kvᵀ · scale, rows strided through the q/k buffers.
-            BLAS.matmulTransposed(q + h * s.headDim, k + kv * s.headDim, scores, m: t, n: t, k: s.headDim,
-                                  lda: s.qWidth, ldb: s.kvWidth, ldc: t, alpha: scale)
-            for i in 0..<t { Kernels.softmaxPrefix(scores + i * t, length: i + 1, width: t) }
-            BLAS.matmul(scores, v + kv * s.headDim, out + h * s.headDim, m: t, n: s.headDim, k: t,
-                        lda: t, ldb: s.kvWidth, ldc: s.qWidth)
+            for first in stride(from: 0, to: t, by: causalBlock) {
+                let rows = min(causalBlock, t - first), keys = first + rows
+                // scores[rows × keys] = q_h · k_kvᵀ · scale, rows strided through the q/k buffers.
+                BLAS.matmulTransposed(q + first * s.qWidth + h * s.headDim, k + kv * s.headDim, scores,
+                                      m: rows, n: keys, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys, alpha: scale)
+                Kernels.parallelChunks(rows, minimum: 32) { chunk in
+                    for i in chunk { Kernels.softmaxPrefix(scores + i * keys, length: first + i + 1, width: keys) }
+                }
+                BLAS.matmul(scores, v + kv * s.headDim, out + first * s.qWidth + h * s.headDim, m: rows, n: s.headDim,
+                            k: keys, lda: keys, ldb: s.kvWidth, ldc: s.qWidth)
+            }
         }
     }
 }

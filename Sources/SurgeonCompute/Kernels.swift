@@ -29,9 +29,28 @@ public enum Kernels {
 
     /// gate = silu(gate) · up (SwiGLU), in place.
     public static func siluMul(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let g = gate[i]
-            gate[i] = g / (1 + exp(-g)) * up[i]
+        parallelChunks(count) { range in
+            for i in range {
+                let g = gate[i]
+                gate[i] = g / (1 + exp(-g)) * up[i]
+            }
+        }
+    }
+
+    /// Threads for the element-wise work between sgemm calls (OpenBLAS parallelises only
+    /// its own calls; left alone, the exp-heavy loops would run on one core).
+    public static let threads = max(1, Int(ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] ?? "")
+        ?? ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Runs `body` over `count` indices split into one contiguous range per thread; small
+    /// counts stay on the calling thread.
+    public static func parallelChunks(_ count: Int, minimum: Int = 16_384, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads, max(1, count / minimum))
+        if parts <= 1 { return body(0..<count) }
+        // Each range is written by one thread only; callers pass disjoint-range work.
+        nonisolated(unsafe) let body = body
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            body((p * count / parts)..<((p + 1) * count / parts))
         }
     }
 

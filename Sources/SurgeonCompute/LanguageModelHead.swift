@@ -50,18 +50,26 @@ public struct LanguageModelHead: Sendable {
         var maxLogit = [Float](repeating: -.infinity, count: rows)
         var sumExp = [Double](repeating: 0, count: rows)
         var targetLogit = [Float](repeating: 0, count: rows)
-        forEachSlice(normed, rows: rows) { logits, vocab in
-            for r in 0..<rows {
-                let row = logits + r * vocab.count
-                var m = maxLogit[r]
-                for j in 0..<vocab.count { m = max(m, row[j]) }
-                var s = sumExp[r] * Double(exp(maxLogit[r] - m))
-                if maxLogit[r] == -.infinity { s = 0 }
-                for j in 0..<vocab.count { s += Double(exp(row[j] - m)) }
-                maxLogit[r] = m
-                sumExp[r] = s
-                let t = targets[r]
-                if vocab.contains(t) { targetLogit[r] = row[t - vocab.lowerBound] }
+        maxLogit.withUnsafeMutableBufferPointer { maxLogit in
+            sumExp.withUnsafeMutableBufferPointer { sumExp in
+                targetLogit.withUnsafeMutableBufferPointer { targetLogit in
+                    forEachSlice(normed, rows: rows) { logits, vocab in
+                        // Rows are independent: split them over threads (the exps dominate).
+                        Kernels.parallelChunks(rows, minimum: 8) { chunk in
+                            for r in chunk {
+                                let row = logits + r * vocab.count
+                                var m = maxLogit[r]
+                                for j in 0..<vocab.count { m = max(m, row[j]) }
+                                var s = maxLogit[r] == -.infinity ? 0 : sumExp[r] * Double(exp(maxLogit[r] - m))
+                                for j in 0..<vocab.count { s += Double(exp(row[j] - m)) }
+                                maxLogit[r] = m
+                                sumExp[r] = s
+                                let t = targets[r]
+                                if vocab.contains(t) { targetLogit[r] = row[t - vocab.lowerBound] }
+                            }
+                        }
+                    }
+                }
             }
         }
         return (0..<rows).map { r in
