@@ -32,7 +32,7 @@ step "perplexity after"
 
 step "check the output against its manifest, then export GGUF (F16 and Q8_0)"
 "$S" verify out/smollm2-come21
-"$S" convert out/smollm2-come21 -o out/smollm2-come21.f16.gguf --dtype f16 --force
-"$S" convert out/smollm2-come21 -o out/smollm2-come21.q8_0.gguf --dtype q8_0 --force
+"$S" export out/smollm2-come21 -o out/smollm2-come21.f16.gguf --dtype f16 --force
+"$S" export out/smollm2-come21 -o out/smollm2-come21.q8_0.gguf --dtype q8_0 --force
 "$S" generate out/smollm2-come21.q8_0.gguf --prompt "The capital of France is" -n 12 --echo
 ls -l out

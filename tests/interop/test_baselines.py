@@ -11,7 +11,7 @@ from conftest import REPO, run
 
 sys.path.insert(0, str(REPO / "tests"))
 from oracle.come_reference import calibration_statistics  # noqa: E402
-from oracle.numpy_forward import forward, load  # noqa: E402
+from oracle.numpy_forward import calibration_perplexity, load  # noqa: E402
 
 
 def windows(config, n=3, length=16, seed=1):
@@ -40,17 +40,6 @@ def keep_layers(config, weights, keep):
             if k.startswith(prefix):
                 new[f"model.layers.{i}." + k[len(prefix):]] = v
     return new_config, new
-
-
-def calibration_ppl(config, weights, ws):
-    nll, count = 0.0, 0
-    for w in ws:
-        logits = forward(config, weights, w).astype(np.float64)
-        logp = logits - logits.max(-1, keepdims=True)
-        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
-        nll -= sum(logp[j, w[j + 1]] for j in range(len(w) - 1))
-        count += len(w) - 1
-    return math.exp(nll / count)
 
 
 def layer_params(weights, layer):
@@ -86,7 +75,7 @@ def test_sleb_equals_an_exhaustive_search(tiny, tmp_path):
     ws = windows(config)
     keep = list(range(config["num_hidden_layers"]))
     for _ in range(2):
-        scores = [calibration_ppl(*keep_layers(config, weights, [k for k in keep if k != l]), ws) for l in keep]
+        scores = [calibration_perplexity(*keep_layers(config, weights, [k for k in keep if k != l]), ws) for l in keep]
         keep.remove(keep[int(np.argmin(scores))])
     _, kept, proc = prune(tiny, tmp_path, "llama-gqa", "sleb", 2, ws)
     assert [a for a, _ in kept] == keep, (kept, keep, proc.stderr)

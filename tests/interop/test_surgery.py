@@ -11,7 +11,7 @@ from conftest import REPO, TINY_MODELS, run, run_json
 sys.path.insert(0, str(REPO / "tests"))
 from oracle.come_reference import (calibration_statistics, merge_layers, replace_layers,  # noqa: E402
                                    retention_ratios)
-from oracle.numpy_forward import forward, load  # noqa: E402
+from oracle.numpy_forward import calibration_perplexity, load  # noqa: E402
 
 
 def windows(config, n=4, length=24, seed=0):
@@ -155,17 +155,6 @@ def test_prune_resume_equals_recompute_and_verify_catches_a_flipped_byte(tiny, t
     shard.write_bytes(bytes(raw))
     proc = run("verify", outs[0][0], check=False)
     assert proc.returncode == 1 and "model.layers.1.mlp.down_proj.weight" in proc.stdout
-
-
-def calibration_perplexity(config, weights, ws):
-    nll, count = 0.0, 0
-    for w in ws:
-        logits = forward(config, weights, w).astype(np.float64)
-        logp = logits - logits.max(-1, keepdims=True)
-        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
-        nll -= sum(logp[j, w[j + 1]] for j in range(len(w) - 1))
-        count += len(w) - 1
-    return math.exp(nll / count)
 
 
 def test_come_p_scores_every_ratio_like_the_reference(tiny, tmp_path):

@@ -85,3 +85,15 @@ def forward(config, w, ids):
     x = rms_norm(x, w["model.norm.weight"], eps)
     head = w["model.embed_tokens.weight"] if config.get("tie_word_embeddings") else w["lm_head.weight"]
     return x @ head.T
+
+
+def calibration_perplexity(config, w, windows):
+    """exp(mean NLL) of every next token of every window (how pruning scores candidates)."""
+    nll, count = 0.0, 0
+    for ids in windows:
+        logits = forward(config, w, ids).astype(np.float64)
+        logp = logits - logits.max(-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+        nll -= sum(logp[j, ids[j + 1]] for j in range(len(ids) - 1))
+        count += len(ids) - 1
+    return math.exp(nll / count)
