@@ -1,6 +1,5 @@
 """CoMe surgery against the independent numpy reference (tests/oracle/come_reference.py)."""
 import json
-import math
 import sys
 
 import numpy as np
