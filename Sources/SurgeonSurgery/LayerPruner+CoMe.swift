@@ -8,7 +8,7 @@ extension LayerPruner {
     /// layers until `target` layers remain; `afterStep` sees each merge (to save it).
     public func prune(to target: Int, progress: ((String) -> Void)? = nil,
                       afterStep: ((MergeStep) throws -> Void)? = nil) throws {
-        var resumeFrom = steps.last.map { max(0, $0.mergedIndex - (options.mergeItem - 1)) } ?? 0
+        var resumeFrom = steps.last?.mergedIndex ?? 0
         while stack.count > target {
             let size = min(options.mergeItem, stack.count - target + 1)
             let stats = try calibrate(from: options.resume ? resumeFrom : 0, windowSize: size)
@@ -25,7 +25,7 @@ extension LayerPruner {
             }
             try afterStep?(step)
             progress?("merged layers \(step.windowCurrent) (original \(step.windowOriginal.map { "\($0.first!)-\($0.last!)" }.joined(separator: ","))), SBI \(String(format: "%.4f", step.sbi)), ratios [\(step.ratios.map { String(format: "%.3f", $0) }.joined(separator: ", "))]; \(stack.count) layers")
-            resumeFrom = max(0, window.lowerBound - (size - 1))
+            resumeFrom = window.lowerBound
         }
     }
 

@@ -80,10 +80,16 @@ public final class LayerPruner {
         // Earlier statistics are reusable only for the same window size; start from the
         // nearest cached boundary at or before the requested layer.
         let requested = statistics?.windowSize == windowSize ? from : 0
-        let start = boundaries.keys.filter { $0 <= requested }.max() ?? 0
+        var start = boundaries.keys.filter { $0 <= requested }.max() ?? 0
+        // Windows that straddle `start` need the inputs of the layers just before it.
+        let straddling = { (start: Int) in max(0, start - windowSize + 1)..<start }
+        while start > 0 && straddling(start).contains(where: { boundaries[$0] == nil }) {
+            start = boundaries.keys.filter { $0 < start }.max() ?? 0
+        }
         let states = try boundaries[start]!.copy(memoryBudget: options.memoryBudget)
         let collector = StatisticsCollector(config: checkpoint.config, windowSize: windowSize, metric: options.skipMetric,
                                             firstLayer: start)
+        for layer in straddling(start) { try collector.preloadInput(layer: layer, states: boundaries[layer]!) }
         let stack = self.stack, checkpoint = self.checkpoint
         executor.layerWeights = { i in
             let w = try stack.weights(i, checkpoint: checkpoint)

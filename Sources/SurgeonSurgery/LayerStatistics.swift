@@ -35,6 +35,8 @@ public final class StatisticsCollector {
     let windowSize: Int
     let metric: SkipMetric
     let firstLayer: Int
+    /// First SBI window gathered: before `firstLayer` when earlier inputs are preloaded.
+    private(set) var firstWindow: Int
     private(set) var bi: [Int: (sum: Double, count: Int)] = [:]
     private(set) var sbi: [Int: (sum: Double, count: Int)] = [:]
     private var ffnAbsSum: [Int: [Double]] = [:], attnAbsSum: [Int: [Double]] = [:]
@@ -50,6 +52,19 @@ public final class StatisticsCollector {
         self.windowSize = windowSize
         self.metric = metric
         self.firstLayer = firstLayer
+        firstWindow = firstLayer
+    }
+
+    /// Supplies the input states of a layer before `firstLayer` (from a boundary cache), so
+    /// the windows that start there and reach the recomputed layers are scored without
+    /// running it again. Preload layers in ascending order, ending at `firstLayer − 1`.
+    public func preloadInput(layer: Int, states: HiddenStates) throws {
+        precondition(layer < firstLayer && layer > firstLayer - windowSize)
+        try states.pass { chunk, buffer in
+            pendingInputs[layer, default: [:]][chunk.lowerBound] =
+                Array(UnsafeBufferPointer(start: buffer, count: chunk.count * states.length * states.width))
+        }
+        firstWindow = min(firstWindow, layer)
     }
 
     /// Σ_k |W[k, i]| for each column i of a row-major [rows × cols] matrix.
@@ -130,9 +145,10 @@ public final class StatisticsCollector {
         var out = previous ?? LayerStatistics(bi: [], sbi: [], windowSize: windowSize, skipMetric: metric,
                                               ffnSensitivity: [], attentionSensitivity: [], kvGroupScore: [])
         out.bi = Array(out.bi.prefix(firstLayer))
-        // Windows starting before firstLayer are reused: the caller resumes windowSize − 1
-        // layers before a merge, so none of them touches a changed layer.
-        out.sbi = Array(out.sbi.prefix(firstLayer))
+        // Windows starting before firstWindow are reused: none of them reaches a layer
+        // that changed (the caller starts at the merge point and preloads the inputs of
+        // the windows that straddle it).
+        out.sbi = Array(out.sbi.prefix(firstWindow))
         out.ffnSensitivity = Array(out.ffnSensitivity.prefix(firstLayer))
         out.attentionSensitivity = Array(out.attentionSensitivity.prefix(firstLayer))
         out.kvGroupScore = Array(out.kvGroupScore.prefix(firstLayer))
@@ -147,7 +163,7 @@ public final class StatisticsCollector {
                 attention[(j * groupWidth)..<((j + 1) * groupWidth)].reduce(0, +) / Double(groupWidth)
             })
         }
-        for start in firstLayer..<max(firstLayer, layerCount - windowSize + 1) {
+        for start in firstWindow..<max(firstWindow, layerCount - windowSize + 1) {
             out.sbi.append(sbi[start]!.sum / Double(sbi[start]!.count))
         }
         return out
