@@ -28,11 +28,7 @@ struct RawInspection: Encodable {
             metadata = (c.safetensors?.metadata ?? []).map { Entry(key: $0.key, type: "string", value: $0.value) }
         }
         tensors = c.tensors.map { t in
-            var digest: String?
-            if hashes {
-                digest = XXH3Hasher.hex(XXH3Hasher.hash(t.bytes))
-                t.file.release(t.dataRange)
-            }
+            let digest = hashes ? t.xxh3Hex() : nil
             return Tensor(name: t.name, dtype: t.dtype.ggmlName, shape: t.shape, bytes: t.byteCount,
                           offset: t.dataRange.lowerBound, xxh3: digest)
         }

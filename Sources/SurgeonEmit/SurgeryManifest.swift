@@ -131,8 +131,7 @@ public struct SurgeryManifest: Codable, Sendable {
         var out: [String: String] = [:]
         for file in files {
             for t in try TensorContainer(path: file).tensors {
-                out[t.name] = XXH3Hasher.hex(XXH3Hasher.hash(t.bytes))
-                t.file.release(t.dataRange)
+                out[t.name] = t.xxh3Hex()
             }
         }
         return out

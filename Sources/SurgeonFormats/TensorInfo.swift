@@ -46,3 +46,20 @@ public func decodeF32(_ tensor: TensorInfo) -> [Float] {
         initialized = n
     }
 }
+
+extension TensorInfo {
+    /// XXH3-64 of the stored bytes as manifests write it (16 hex digits). The bytes are
+    /// read in 8 MiB pieces whose pages go back to the kernel as it goes, so hashing a
+    /// large tensor (a 113 MB embedding) does not keep it resident.
+    public func xxh3Hex() -> String {
+        var hasher = XXH3Hasher()
+        var at = dataRange.lowerBound
+        while at < dataRange.upperBound {
+            let end = min(at + (8 << 20), dataRange.upperBound)
+            hasher.update(file.bytes(at..<end))
+            file.release(at..<end)
+            at = end
+        }
+        return XXH3Hasher.hex(hasher.digest())
+    }
+}

@@ -58,11 +58,11 @@ public struct InspectionReport: Codable, Sendable {
         var rows = c.orderedTensors.map { t in
             Tensor(name: t.name, storedName: t.stored.name, dtype: t.dtype.ggmlName, shape: t.shape, bytes: t.byteCount,
                    offset: t.stored.dataRange.lowerBound, file: t.stored.file.path,
-                   xxh3: hashes ? Self.hash(t.stored) : nil, layer: TensorLayout.layerIndex(of: t.name))
+                   xxh3: hashes ? t.stored.xxh3Hex() : nil, layer: TensorLayout.layerIndex(of: t.name))
         }
         rows += c.unmappedTensors.map { t in
             Tensor(name: t.name, storedName: t.name, dtype: t.dtype.ggmlName, shape: t.shape, bytes: t.byteCount,
-                   offset: t.dataRange.lowerBound, file: t.file.path, xxh3: hashes ? Self.hash(t) : nil, layer: nil)
+                   offset: t.dataRange.lowerBound, file: t.file.path, xxh3: hashes ? t.xxh3Hex() : nil, layer: nil)
         }
         tensors = rows
         tokenizer = try Self.tokenizerSummary(c)
@@ -73,11 +73,6 @@ public struct InspectionReport: Codable, Sendable {
         }
         let problems = c.integrityProblems()
         integrity = Integrity(ok: problems.isEmpty, problems: problems, unexpectedTensors: c.unexpectedTensorNames())
-    }
-
-    static func hash(_ t: TensorInfo) -> String {
-        defer { t.file.release(t.dataRange) }
-        return XXH3Hasher.hex(XXH3Hasher.hash(t.bytes))
     }
 
     /// A short text for a metadata value: arrays as their length and first items.
