@@ -5,7 +5,7 @@ import SurgeonModel
 /// is rotated with dimension i + d/2 by angle position · invFreq[i].
 public struct RotaryEmbedding: Sendable {
     public let headDim: Int
-    public let invFreq: [Float]
+    public private(set) var invFreq: [Float]
 
     public init(config: ModelConfig) {
         let headDim = config.headDim
@@ -15,6 +15,18 @@ public struct RotaryEmbedding: Sendable {
             freq = RotaryEmbedding.scaled(freq, s)
         }
         invFreq = freq
+    }
+
+    /// The embedding of a checkpoint: from its config, and for a GGUF written by llama.cpp's
+    /// converter with llama3 scaling, from its `rope_freqs` tensor (the divisor of each
+    /// inverse frequency; GGUF has no keys for the scaling parameters).
+    public init(checkpoint: Checkpoint) {
+        self.init(config: checkpoint.config)
+        if let stored = checkpoint.unmappedTensors.first(where: { $0.name == "rope_freqs.weight" }),
+           stored.elementCount == headDim / 2 {
+            let factors = CheckpointTensor(name: stored.name, stored: stored).decodeF32()
+            invFreq = zip(invFreq, factors).map { $0 / $1 }
+        }
     }
 
     /// transformers' `rope_init_fn`s: llama3 smooths between factor-scaled low

@@ -27,7 +27,7 @@ public final class StreamingExecutor {
     public init(checkpoint: Checkpoint, memoryBudget: Int = 2 << 30, chunkTokens: Int = 4096) throws {
         self.checkpoint = checkpoint
         shape = LayerShape(checkpoint.config)
-        rope = RotaryEmbedding(config: checkpoint.config)
+        rope = RotaryEmbedding(checkpoint: checkpoint)
         head = try LanguageModelHead(checkpoint: checkpoint)
         layerCount = checkpoint.config.numHiddenLayers
         self.memoryBudget = memoryBudget

@@ -14,7 +14,7 @@ public final class Transformer {
     public init(checkpoint: Checkpoint, layers: [DecoderLayerWeights]? = nil) throws {
         config = checkpoint.config
         shape = LayerShape(checkpoint.config)
-        rope = RotaryEmbedding(config: checkpoint.config)
+        rope = RotaryEmbedding(checkpoint: checkpoint)
         head = try LanguageModelHead(checkpoint: checkpoint)
         self.layers = try layers ?? (0..<checkpoint.config.numHiddenLayers).map {
             try DecoderLayerWeights.load(from: checkpoint, layer: $0)

@@ -152,5 +152,9 @@ def test_tiny_exports_give_llama_cpp_our_logits(tiny, tmp_path, name):
     # f32 weights, f32 KV cache, no flash attention: only summation order differs
     # (measured about 5e-7).
     assert err <= 1e-5, err
+    # And our own forward reads the export back to the same logits (llama3 scaling from
+    # the rope_freqs tensor, since GGUF has no keys for it).
+    run("logits", gguf, "--ids", " ".join(map(str, ids)), "-o", out)
+    assert np.abs(load_file(str(out))["logits"] - ours).max() <= 1e-5 * scale
     if name == "llama-gqa":
         assert "rope_freqs.weight" in {t.name for t in GGUFReader(str(gguf)).tensors}
