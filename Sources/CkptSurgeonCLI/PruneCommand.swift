@@ -141,7 +141,11 @@ struct PruneCommand: ParsableCommand {
             withoutRepeat: woRepeat, resume: options.resume, granularity: options.posteriorGranularity)
         if let resume {
             let steps = try resumableSteps(resume, checkpoint: checkpoint, method: record, calibration: calib)
-            try pruner.replay(steps)
+            do {
+                try pruner.replay(steps)
+            } catch let error as SurgeryError {
+                throw InputError("\(resume): \(error)")
+            }
             FileHandle.standardError.write(Data("prune: replayed \(steps.count) merges from \(resume); \(pruner.stack.count) layers\n".utf8))
         }
         let forwardsBefore = pruner.layerForwards

@@ -138,15 +138,37 @@ public final class LayerPruner {
     /// rebuilt from the units it kept, so the stack is the one the steps produced.
     public func replay(_ recorded: [MergeStep]) throws {
         for step in recorded {
+            try validate(step)
             let window = step.windowCurrent.first!..<(step.windowCurrent.last! + 1)
-            guard window.upperBound <= stack.count, step.windowCurrent == Array(window),
-                  window.map({ Array(stack.originals($0)) }) == step.windowOriginal else {
-                throw SurgeryError.inconsistentSteps("step merging \(step.windowCurrent) does not fit the layers \(stack.count) left")
-            }
             let layers = try window.map { try stack.weights($0, checkpoint: checkpoint) }
             let merged = ConcatenationMerge.merge(layers, ratios: step.ratios, kept: step.kept,
                                                   config: checkpoint.config, norms: options.norms)
             apply(step, merged: merged)
+        }
+    }
+
+    /// A recorded step must describe a merge of the current stack that can be rebuilt:
+    /// adjacent current layers standing for the recorded originals, and kept units that
+    /// exist and fill the merged layer exactly.
+    private func validate(_ step: MergeStep) throws {
+        let c = checkpoint.config
+        let w = step.windowCurrent
+        func fail(_ problem: String) -> SurgeryError {
+            .inconsistentSteps("step merging \(w): \(problem)")
+        }
+        guard w.count >= 2, w.first! >= 0, w.last! < stack.count, w == Array(w.first!...w.last!) else {
+            throw fail("not a window of adjacent layers among the \(stack.count) left")
+        }
+        guard w.map({ Array(stack.originals($0)) }) == step.windowOriginal else {
+            throw fail("those layers stand for other original layers here")
+        }
+        guard step.ratios.count == w.count, step.kept.count == w.count else { throw fail("one ratio and unit set per layer expected") }
+        let channels = step.kept.map(\.ffnChannels), groups = step.kept.map(\.kvGroups)
+        guard channels.allSatisfy({ $0.allSatisfy { (0..<c.intermediateSize).contains($0) } }),
+              channels.reduce(0, { $0 + $1.count }) == c.intermediateSize,
+              groups.allSatisfy({ $0.allSatisfy { (0..<c.numKeyValueHeads).contains($0) } }),
+              groups.reduce(0, { $0 + $1.count }) == c.numKeyValueHeads else {
+            throw fail("its kept units do not fill a layer of this model")
         }
     }
 

@@ -206,6 +206,14 @@ def test_saved_step_resumes_to_the_uninterrupted_result(tiny, tmp_path):
                tmp_path / "come-steps/step-01/surgery.json", "-o", tmp_path / "y", check=False)
     assert proc.returncode != 0 and "another model" in proc.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    # A tampered manifest (a kept channel that does not exist) is refused, not replayed.
+    manifest = json.loads((tmp_path / "come-steps/step-01/surgery.json").read_text())
+    manifest["steps"][0]["kept"][0]["ffn_channels"][0] = 10**6
+    bad = tmp_path / "tampered.json"
+    bad.write_text(json.dumps(manifest))
+    proc = run("prune", tiny / "llama-gqa", "--method", "come", *common, "--resume", bad, "-o", tmp_path / "z", check=False)
+    assert proc.returncode != 0 and str(bad) in proc.stderr and "kept units" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "z").exists()
 
 
 def test_bad_surgery_arguments(tiny, tmp_path):
