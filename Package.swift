@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "SurgeonFormatsTests", dependencies: ["SurgeonFormats", "TestSupport"]),
         .testTarget(name: "SurgeonModelTests", dependencies: ["SurgeonModel", "TestSupport"]),
         .testTarget(name: "SurgeonComputeTests", dependencies: ["SurgeonCompute", "TestSupport"]),
+        .testTarget(name: "SurgeonSurgeryTests", dependencies: ["SurgeonSurgery"]),
         .testTarget(name: "SurgeonEmitTests", dependencies: ["SurgeonEmit", "TestSupport"]),
     ]
 )

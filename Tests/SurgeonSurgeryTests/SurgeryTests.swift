@@ -1,0 +1,94 @@
+import XCTest
+@testable import SurgeonCompute
+@testable import SurgeonModel
+@testable import SurgeonSurgery
+
+/// A tiny GQA config (4 query heads in 2 KV groups, 8 FFN channels) and layers whose
+/// every value says where it came from, so merges can be checked by reading them.
+private let config = ModelConfig(modelType: "llama", hiddenSize: 4, intermediateSize: 8, numHiddenLayers: 3,
+                                 numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 2, rmsNormEps: 1e-5,
+                                 ropeTheta: 10_000, maxPositionEmbeddings: 64, vocabSize: 16, tieWordEmbeddings: true)
+
+private func layer(_ tag: Float) -> DecoderLayerWeights {
+    func values(_ n: Int, _ offset: Float) -> [Float] { (0..<n).map { tag * 1000 + offset + Float($0) } }
+    let h = config.hiddenSize, q = config.numAttentionHeads * config.headDim
+    let kv = config.numKeyValueHeads * config.headDim, f = config.intermediateSize
+    return DecoderLayerWeights(inputNorm: values(h, 1), q: values(q * h, 100), k: values(kv * h, 200), v: values(kv * h, 300),
+                               o: values(h * q, 400), qBias: nil, kBias: nil, vBias: nil, oBias: nil, qNorm: nil, kNorm: nil,
+                               postAttentionNorm: values(h, 2), gate: values(f * h, 500), up: values(f * h, 600),
+                               down: values(h * f, 700), gateBias: nil, upBias: nil, downBias: nil)
+}
+
+final class WeightSumMergeTests: XCTestCase {
+    func testLaCoIsTheFirstLayerPlusTheDifferences() {
+        XCTAssertEqual(WeightSumMerge.lacoCoefficients(count: 3), [-1, 1, 1])
+        let layers = [layer(1), layer(2), layer(3)]
+        let m = WeightSumMerge.merge(layers, coefficients: WeightSumMerge.lacoCoefficients(count: 3), norms: .first)
+        for i in m.gate.indices {
+            XCTAssertEqual(m.gate[i], layers[0].gate[i] + (layers[1].gate[i] - layers[0].gate[i])
+                + (layers[2].gate[i] - layers[0].gate[i]), accuracy: 1e-3)
+        }
+        XCTAssertEqual(m.inputNorm, layers[0].inputNorm, "LaCo keeps the first layer's norms")
+    }
+
+    func testMKAWeightsFromEqualNPIB() {
+        let c = WeightSumMerge.mkaCoefficients(normalizedNPIB: 0.5)
+        XCTAssertEqual(Double(c[0]), exp(0.5) / (1 + exp(0.5)), accuracy: 1e-7)
+        XCTAssertEqual(c[0] + c[1], 1, accuracy: 1e-7)
+        let m = WeightSumMerge.merge([layer(1), layer(2)], coefficients: c, norms: .combined)
+        XCTAssertEqual(m.inputNorm[0], c[0] * layer(1).inputNorm[0] + c[1] * layer(2).inputNorm[0], accuracy: 1e-3)
+    }
+
+    func testMagnitudeSumsEveryParameter() {
+        var w = layer(0)
+        let expected = [w.inputNorm, w.q, w.k, w.v, w.o, w.postAttentionNorm, w.gate, w.up, w.down]
+            .reduce(0.0) { $0 + $1.reduce(0.0) { $0 + Double(abs($1)) } }
+        XCTAssertEqual(LayerMagnitude.importance(w), expected)
+        w.qBias = [-5, 5, 0, 0, 0, 0, 0, 0]
+        XCTAssertEqual(LayerMagnitude.importance(w), expected + 10, "biases count too")
+    }
+}
+
+final class ConcatenationReplayTests: XCTestCase {
+    /// `--resume` rebuilds merges from the recorded units: that must give the same layer
+    /// as merging from the scores that chose them.
+    func testMergeFromKeptUnitsEqualsMergeFromScores() {
+        let layers = [layer(1), layer(2)]
+        let ffn: [[Double]] = [[5, 1, 7, 3, 2, 8, 6, 4], [1, 2, 3, 4, 5, 6, 7, 8]]
+        let kv: [[Double]] = [[0.2, 0.9], [0.5, 0.1]]
+        let (merged, kept) = ConcatenationMerge.merge(layers, ratios: [0.5, 0.5], ffnScores: ffn, kvGroupScores: kv,
+                                                      config: config, norms: .mean)
+        XCTAssertEqual(kept.map(\.ffnChannels.count).reduce(0, +), config.intermediateSize)
+        XCTAssertEqual(kept.map(\.kvGroups.count).reduce(0, +), config.numKeyValueHeads)
+        let replayed = ConcatenationMerge.merge(layers, ratios: [0.5, 0.5], kept: kept, config: config, norms: .mean)
+        XCTAssertEqual(replayed.q, merged.q)
+        XCTAssertEqual(replayed.o, merged.o)
+        XCTAssertEqual(replayed.down, merged.down)
+        XCTAssertEqual(replayed.inputNorm, merged.inputNorm)
+        // The top-scoring KV group of each layer is the one kept (group 1, then group 0).
+        XCTAssertEqual(kept.map(\.kvGroups), [[1], [0]])
+    }
+}
+
+final class ParallelChunkTests: XCTestCase {
+    func testChunksCoverEveryIndexOnce() {
+        let count = 100_003
+        let hits = UnsafeMutablePointer<Int>.allocate(capacity: count)
+        hits.initialize(repeating: 0, count: count)
+        defer { hits.deallocate() }
+        Kernels.parallelChunks(count, minimum: 1000) { range in
+            for i in range { hits[i] += 1 }
+        }
+        XCTAssertTrue((0..<count).allSatisfy { hits[$0] == 1 })
+    }
+
+    func testRopeFreqsFactorsReproduceLlama3Scaling() {
+        // What export writes as rope_freqs, divided out, gives the scaled frequencies.
+        let s = RopeScaling(ropeType: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64)
+        let factors = s.llama3FrequencyFactors(headDim: 16, theta: 500_000)!
+        let plain = (0..<8).map { Float(1 / pow(500_000.0, Double(2 * $0) / 16)) }
+        let scaled = RotaryEmbedding.scaled(plain, s)
+        for i in 0..<8 { XCTAssertEqual(plain[i] / factors[i], scaled[i], accuracy: scaled[i] * 1e-6) }
+        XCTAssertTrue(factors.contains(1) && factors.contains(8), "both bands are present")
+    }
+}
