@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SurgeonEval
 import SurgeonModel
 
@@ -83,6 +86,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
+        keepLargeAllocationsOnHeap()
         let selected = try selectedTasks()
         let source = try data.map { DataSource(folder: $0) } ?? DataSource.bundled()
         var loaded: [(EvalTask, [EvalItem], Int)] = []
@@ -201,6 +205,19 @@ struct EvalCommand: ParsableCommand {
         print(line)
         print("(* main metric: averaged, and retained = model / first model)")
     }
+}
+
+/// Scoring allocates MB-sized buffers per item; glibc would mmap and unmap each one (a
+/// third of the run went to page faults), so raise its mmap and trim thresholds. mallopt
+/// is looked up at run time because Swift's Glibc module does not export malloc.h.
+func keepLargeAllocationsOnHeap() {
+    #if canImport(Glibc)
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+    let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+    _ = mallopt(-3, 32 << 20)   // M_MMAP_THRESHOLD (32 MB is glibc's maximum on 64-bit)
+    _ = mallopt(-1, 256 << 20)  // M_TRIM_THRESHOLD
+    #endif
 }
 
 struct ModelReport: Encodable {
