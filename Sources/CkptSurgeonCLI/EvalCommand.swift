@@ -29,7 +29,7 @@ struct EvalCommand: ParsableCommand {
         Examples:
           ckpt-surgeon eval SmolLM2-135M-Instruct.Q4_1.gguf --tasks arc_easy,hellaswag --limit 200
           ckpt-surgeon eval SmolLM2-135M-Instruct.Q4_1.gguf --tasks mmlu --limit 5 --json
-          ckpt-surgeon eval SmolLM2-135M-Instruct.Q4_1.gguf --compare smollm2-21 --limit 200
+          ckpt-surgeon eval SmolLM2-135M-Instruct.Q4_1.gguf smollm2-21 --limit 100 --mmlu-limit 1
           ckpt-surgeon eval model.gguf --tasks piqa --show-requests 2
         """)
 
@@ -44,6 +44,9 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: "First N items of each task (of each MMLU subject).")
     var limit: Int?
+
+    @Option(help: "First N questions of each MMLU subject (default: --limit).")
+    var mmluLimit: Int?
 
     @Option(help: "Solved examples before each item (default: 5 for mmlu, 0 elsewhere).")
     var numFewshot: Int?
@@ -60,7 +63,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print results as JSON.")
     var json = false
 
-    @Option(help: "Print the first N items' requests (and token ids) of each task as JSON, then stop.")
+    @Option(help: "Print the first N items' requests and token ids of each task (of each MMLU subject), then stop.")
     var showRequests: Int?
 
     @Flag(help: ArgumentHelp("Include every item's per-choice log-likelihoods in --json output.", visibility: .hidden))
@@ -72,6 +75,7 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if let mmluLimit, mmluLimit < 1 { throw ValidationError("--mmlu-limit must be at least 1") }
         if let numFewshot, numFewshot < 0 { throw ValidationError("--num-fewshot must be 0 or more") }
     }
 
@@ -92,7 +96,8 @@ struct EvalCommand: ParsableCommand {
         var loaded: [(EvalTask, [EvalItem], Int)] = []
         for task in selected {
             let shots = numFewshot ?? task.defaultFewshot
-            loaded.append((task, try task.load(source, limit: showRequests ?? limit, fewshot: shots, seed: seed), shots))
+            let taskLimit = showRequests ?? (task == .mmlu ? mmluLimit ?? limit : limit)
+            loaded.append((task, try task.load(source, limit: taskLimit, fewshot: shots, seed: seed), shots))
         }
         if let showRequests {
             try printRequests(loaded, count: showRequests)
@@ -146,7 +151,8 @@ struct EvalCommand: ParsableCommand {
         let tokenizer = try TokenizerLoader.load(for: try Checkpoint.open(models[0]))
         var out: [RequestDump] = []
         for (task, items, _) in loaded {
-            for (i, item) in items.prefix(count).enumerated() {
+            // MMLU was already cut to `count` per subject by the loader (--limit's meaning there).
+            for (i, item) in (task == .mmlu ? items : Array(items.prefix(count))).enumerated() {
                 let ids = item.requests.map { Scorer.encodePair($0, tokenizer: tokenizer, addBos: bos) }
                 out.append(RequestDump(task: task.rawValue, index: i, gold: item.gold, subject: item.subject,
                                        requests: item.requests, choiceLengths: item.choiceLengths,

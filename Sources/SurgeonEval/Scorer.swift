@@ -7,6 +7,8 @@ public struct ChoiceScore: Sendable, Codable {
     public let logLikelihood: Double
     public let greedy: Bool
     public let continuationTokens: Int
+    /// log p of each continuation token (for peers that normalise differently, e.g. llama.cpp).
+    public let tokenLogProbs: [Double]
 }
 
 /// Tokenizes requests the way lm-eval's HFLM does and scores them on an `EvalModel`,
@@ -99,7 +101,7 @@ public final class Scorer {
             let part = scored[offset..<(offset + t.count)]
             offset += t.count
             return ChoiceScore(logLikelihood: part.reduce(0) { $0 + $1.logProb }, greedy: part.allSatisfy(\.greedy),
-                               continuationTokens: t.count)
+                               continuationTokens: t.count, tokenLogProbs: part.map(\.logProb))
         }
     }
 }
