@@ -26,7 +26,8 @@ from oracle.numpy_forward import forward, load  # noqa: E402
 EVAL_DATA = SHARED / "data/eval"
 LLAMA_BIN = Path(os.environ.get("CKPT_LLAMA_CPP_BIN", REPO / ".cache/llama-cpp/bin"))
 # HellaSwag items for the llama.cpp peer check (each is one llama-perplexity run).
-HELLASWAG_ITEMS = int(os.environ.get("CKPT_EVAL_HELLASWAG_ITEMS", "200"))
+# 100 keeps the test at a few minutes on 2 cores; 200 gave the same verdict on 200/200.
+HELLASWAG_ITEMS = int(os.environ.get("CKPT_EVAL_HELLASWAG_ITEMS", "100"))
 
 
 # ---------------------------------------------------------------- lm-eval, rebuilt here
@@ -304,8 +305,10 @@ def test_hellaswag_agrees_with_llama_perplexity(smollm2_f32, tmp_path):
     Scoring differs: llama.cpp averages log-probs over the tokens after the common prefix
     of the four tokenized sequences (per-token normalisation); lm-eval's acc_norm divides
     the continuation's summed log-prob by its length in characters. The like-for-like
-    check rebuilds llama.cpp's rule from our per-token log-probs; our lm-eval acc_norm on
-    the same items is compared too."""
+    check rebuilds llama.cpp's rule from our per-token log-probs and must give the same
+    verdict item by item. Our lm-eval acc_norm on the same items is printed beside it but
+    not held to llama.cpp's number: the two normalisations pick different endings on a few
+    percent of items (first 200: llama.cpp 42.0, ours per token 42.0, lm-eval acc_norm 47.0)."""
     exe = LLAMA_BIN / "llama-perplexity"
     assert exe.exists(), f"{exe} missing: run scripts/build-llama-cpp.sh"
     lines = bz2.decompress((EVAL_DATA / "hellaswag/hellaswag_val_full.txt.bz2").read_bytes()).decode().split("\n")
@@ -341,4 +344,5 @@ def test_hellaswag_agrees_with_llama_perplexity(smollm2_f32, tmp_path):
     print(f"\nhellaswag first {n}: llama.cpp {llama_acc:.1f}  ours token-normalised {token_acc:.1f} "
           f"(same verdict on {same}/{n})  ours lm-eval acc_norm {acc_norm:.1f}")
     assert abs(token_acc - llama_acc) <= 1.0
-    assert abs(acc_norm - llama_acc) <= 1.0
+    # Different verdicts only where two endings tie within float noise (none seen so far).
+    assert same >= n - max(1, n // 100)
