@@ -188,7 +188,7 @@ struct EvalCommand: ParsableCommand {
         var header = pad("task", 15) + pad("metric", 12)
         for n in names { header += pad(n, width) }
         for n in names.dropFirst() { header += pad("retained " + n, width + 9) }
-        print(header)
+        print(header.trimmingTrailingSpaces)
         for (i, t) in reports[0].tasks.enumerated() {
             for name in t.metrics.keys.sorted() {
                 let mark = name == t.mainMetric ? "*" : ""
@@ -202,14 +202,22 @@ struct EvalCommand: ParsableCommand {
                         line += pad(String(format: "%.1f%%", 100 * r.tasks[i].main / t.main), width + 9)
                     }
                 }
-                print(line)
+                print(line.trimmingTrailingSpaces)
             }
         }
         var line = pad("average*", 27)
         for r in reports { line += pad(String(format: "%.4f", r.average), width) }
         for r in reports.dropFirst() { line += pad(String(format: "%.1f%%", 100 * r.average / reports[0].average), width + 9) }
-        print(line)
+        print(line.trimmingTrailingSpaces)
         print("(* main metric: averaged, and retained = model / first model)")
+    }
+}
+
+extension String {
+    var trimmingTrailingSpaces: String {
+        var s = Substring(self)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
     }
 }
 
