@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SurgeonCompute", targets: ["SurgeonCompute"]),
         .library(name: "SurgeonSurgery", targets: ["SurgeonSurgery"]),
         .library(name: "SurgeonEmit", targets: ["SurgeonEmit"]),
+        .library(name: "SurgeonEval", targets: ["SurgeonEval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -33,10 +34,12 @@ let package = Package(
         .target(name: "SurgeonSurgery", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonCompute"],
                 resources: [.copy("Resources/wiki.valid.raw"), .copy("Resources/LICENSE-wikitext.md")]),
         .target(name: "SurgeonEmit", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonSurgery"]),
+        .target(name: "SurgeonEval", dependencies: ["SurgeonModel", "SurgeonCompute", "CZstd"],
+                resources: [.copy("Resources/data"), .copy("Resources/LICENSES.md")]),
         .executableTarget(
             name: "CkptSurgeonCLI",
             dependencies: [
-                "SurgeonFormats", "SurgeonModel", "SurgeonCompute", "SurgeonSurgery", "SurgeonEmit",
+                "SurgeonFormats", "SurgeonModel", "SurgeonCompute", "SurgeonSurgery", "SurgeonEmit", "SurgeonEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

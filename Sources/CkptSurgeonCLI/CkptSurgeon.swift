@@ -21,11 +21,12 @@ struct CkptSurgeon: ParsableCommand {
           ckpt-surgeon prune SmolLM2-135M-Instruct.Q4_1.gguf --method come --target-layers 21 -o smollm2-21
           ckpt-surgeon verify smollm2-21
           ckpt-surgeon export smollm2-21 -o smollm2-21.f16.gguf --dtype f16
+          ckpt-surgeon eval SmolLM2-135M-Instruct.Q4_1.gguf --compare smollm2-21 --limit 200
         """,
         version: version,
         subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, PerplexityCommand.self,
                       GenerateCommand.self, LogitsCommand.self, ScoresCommand.self, MergeCommand.self,
-                      PruneCommand.self, VerifyCommand.self, ExportCommand.self])
+                      PruneCommand.self, VerifyCommand.self, ExportCommand.self, EvalCommand.self])
 
     static func main() {
         // A file-size limit should fail a write with EFBIG (reported, output removed),
