@@ -1,5 +1,6 @@
 """Files we write, read back by the reference libraries; round trips are bit-exact."""
 import json
+import math
 
 import numpy as np
 from gguf import GGUFReader
@@ -44,6 +45,26 @@ def gguf_tensors(path):
     return out
 
 
+def llama3_rope_factors(cfg):
+    """convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors (rope_freqs), in numpy f32."""
+    s = cfg["rope_scaling"]
+    dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    freqs = 1.0 / (np.float32(cfg["rope_theta"]) ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+    factor, low, high = s.get("factor", 8.0), s.get("low_freq_factor", 1.0), s.get("high_freq_factor", 4.0)
+    old = s.get("original_max_position_embeddings", 8192)
+    out = []
+    for f in freqs:
+        wavelen = 2 * math.pi / f
+        if wavelen < old / high:
+            out.append(1.0)
+        elif wavelen > old / low:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
 def test_hf_to_gguf_layout_and_metadata(tiny, tmp_path):
     """GGUF written from each tiny model: names, q/k permutation (llama only), 1-D F32, keys."""
     for name in TINY_MODELS:
@@ -66,6 +87,11 @@ def test_hf_to_gguf_layout_and_metadata(tiny, tmp_path):
         assert all(tokens[i] == tok for tok, i in vocab.items())
         src = load_folder(tiny / name)
         written = gguf_tensors(out)
+        scaling = cfg.get("rope_scaling") or {}
+        if scaling.get("rope_type") == "llama3":
+            gtype, factors = written.pop("rope_freqs.weight")
+            assert gtype == "F32" and np.allclose(factors, llama3_rope_factors(cfg), rtol=1e-6), factors
+        assert "rope_freqs.weight" not in written
         assert set(written) == {n for n in written} and len(written) == len(src)
         for gname, (gtype, data) in written.items():
             w = src[hf_name(gname)].astype(np.float32) if data.ndim == 1 else src[hf_name(gname)]
