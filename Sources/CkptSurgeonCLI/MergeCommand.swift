@@ -49,7 +49,9 @@ struct MergeCommand: ParsableCommand {
         let calib = try calibration.load(for: checkpoint)
         let pruner = try LayerPruner(checkpoint: checkpoint, calibration: calib, options: options)
         let bar = ProgressBar(label: "calibrate", unit: "layers")
-        let stats = try pruner.calibrate(from: 0, to: window.upperBound, windowSize: window.count, progress: bar.update)
+        // Only this window's SBI is needed, so only its first layer's input is held.
+        let stats = try pruner.calibrate(from: 0, to: window.upperBound, windowSize: window.count,
+                                         windowStarts: window.lowerBound..<(window.lowerBound + 1), progress: bar.update)
         bar.finish()
         let step = try pruner.merge(window: window, stats: stats)
         let method = SurgeryManifest.Method(name: "come-merge", mergeItem: window.count, p: options.p, rho: options.rho,

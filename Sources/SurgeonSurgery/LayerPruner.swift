@@ -72,7 +72,9 @@ public final class LayerPruner {
 
     /// Runs calibration over the current stack from layer `from` to `to` (exclusive),
     /// caching each boundary, and returns the statistics (earlier layers reused).
-    public func calibrate(from: Int, to: Int? = nil, windowSize: Int, progress: ((Int, Int) -> Void)? = nil) throws -> LayerStatistics {
+    /// `windowStarts` limits SBI to the windows starting there (others are NaN).
+    public func calibrate(from: Int, to: Int? = nil, windowSize: Int, windowStarts: Range<Int>? = nil,
+                          progress: ((Int, Int) -> Void)? = nil) throws -> LayerStatistics {
         let end = to ?? stack.count
         if boundaries[0] == nil {
             boundaries[0] = try executor.embed(calibration.windows).copy(memoryBudget: 0)
@@ -89,6 +91,7 @@ public final class LayerPruner {
         let states = try boundaries[start]!.copy(memoryBudget: options.memoryBudget)
         let collector = StatisticsCollector(config: checkpoint.config, windowSize: windowSize, metric: options.skipMetric,
                                             firstLayer: start)
+        collector.windowStarts = windowStarts
         for layer in straddling(start) { try collector.preloadInput(layer: layer, states: boundaries[layer]!) }
         let stack = self.stack, checkpoint = self.checkpoint
         executor.layerWeights = { i in

@@ -37,6 +37,9 @@ public final class StatisticsCollector {
     let firstLayer: Int
     /// First SBI window gathered: before `firstLayer` when earlier inputs are preloaded.
     private(set) var firstWindow: Int
+    /// Only the SBI of windows starting in this range is gathered (others are NaN), so
+    /// only those windows' inputs are held; nil gathers all.
+    public var windowStarts: Range<Int>?
     private(set) var bi: [Int: (sum: Double, count: Int)] = [:]
     private(set) var sbi: [Int: (sum: Double, count: Int)] = [:]
     private var ffnAbsSum: [Int: [Double]] = [:], attnAbsSum: [Int: [Double]] = [:]
@@ -96,7 +99,9 @@ public final class StatisticsCollector {
         bi[layer, default: (0, 0)].count += a.rows
         // SBI of the window ending here, which starts at layer − windowSize + 1.
         let start = layer - windowSize + 1
-        pendingInputs[layer, default: [:]][a.firstSequence] = Array(a.input)
+        if windowStarts?.contains(layer) ?? true {
+            pendingInputs[layer, default: [:]][a.firstSequence] = Array(a.input)
+        }
         if start >= 0, let earlier = pendingInputs[start]?[a.firstSequence] {
             earlier.withUnsafeBufferPointer { e in
                 let score = skipScore(e.baseAddress!, a.output.baseAddress!, rows: a.rows, length: a.sequenceLength)
@@ -164,7 +169,7 @@ public final class StatisticsCollector {
             })
         }
         for start in firstWindow..<max(firstWindow, layerCount - windowSize + 1) {
-            out.sbi.append(sbi[start]!.sum / Double(sbi[start]!.count))
+            out.sbi.append(sbi[start].map { $0.sum / Double($0.count) } ?? .nan)
         }
         return out
     }
