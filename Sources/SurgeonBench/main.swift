@@ -63,8 +63,13 @@ case "layer":
     x[0] = 0
     let tokens = Double(sequences * length)
     let projection = 2.0 * tokens * Double(s.hidden * (s.qWidth * 2 + s.kvWidth * 2) + 3 * s.hidden * s.intermediate)
-    // Attention as computed: the full T×T scores and their product with V for every head.
-    let attention = 2.0 * 2.0 * Double(sequences) * Double(length * length) * Double(s.headDim * s.heads)
+    // Attention as computed: each block of query rows scores the keys up to its last row,
+    // then multiplies those scores by V, for every head.
+    let scored = stride(from: 0, to: length, by: DecoderLayer.causalBlock).reduce(0) { total, first in
+        let rows = min(DecoderLayer.causalBlock, length - first)
+        return total + rows * (first + rows)
+    }
+    let attention = 2.0 * 2.0 * Double(sequences) * Double(scored) * Double(s.headDim * s.heads)
     print(String(format: "layer forward %.1f GFLOP/s (%.1f ms for %d × %d tokens; projections %.0f%% of the FLOPs)",
                  (projection + attention) / t / 1e9, t * 1000, sequences, length, 100 * projection / (projection + attention)))
 default:

@@ -132,7 +132,7 @@ public enum DecoderLayer {
 
     /// Query rows per block of causal attention: a block only scores the keys up to its
     /// last row, which skips most of the masked upper triangle.
-    static let causalBlock = 128
+    public static let causalBlock = 128
 
     /// Causal GQA attention for one sequence: query head h reads KV head h / G.
     static func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
