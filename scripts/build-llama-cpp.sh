@@ -28,7 +28,7 @@ mkdir -p "$cache"
 sdist="$cache/llama_cpp_python-$VERSION.tar.gz"
 if ! { [ -f "$sdist" ] && echo "$SDIST_SHA256  $sdist" | sha256sum -c --status; }; then
     echo "build-llama-cpp: downloading llama-cpp-python==$VERSION (sdist) from PyPI" >&2
-    python3 -m pip download -q --no-deps --no-binary :all: -d "$cache" "llama-cpp-python==$VERSION"
+    python3 -m pip download -q --no-deps --no-binary llama-cpp-python -d "$cache" "llama-cpp-python==$VERSION"
     echo "$SDIST_SHA256  $sdist" | sha256sum -c --status || { echo "build-llama-cpp: sdist checksum mismatch" >&2; exit 1; }
 fi
 src="$cache/src-$VERSION"
