@@ -90,7 +90,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        keepLargeAllocationsOnHeap()
+        MallocPolicy.keepLargeBuffers()
         let selected = try selectedTasks()
         let source = try data.map { DataSource(folder: $0) } ?? DataSource.bundled()
         var loaded: [(EvalTask, [EvalItem], Int)] = []
@@ -219,19 +219,6 @@ extension String {
         while s.last == " " { s = s.dropLast() }
         return String(s)
     }
-}
-
-/// Scoring allocates MB-sized buffers per item; glibc would mmap and unmap each one (a
-/// third of the run went to page faults), so raise its mmap and trim thresholds. mallopt
-/// is looked up at run time because Swift's Glibc module does not export malloc.h.
-func keepLargeAllocationsOnHeap() {
-    #if canImport(Glibc)
-    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-    let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-    _ = mallopt(-3, 32 << 20)   // M_MMAP_THRESHOLD (32 MB is glibc's maximum on 64-bit)
-    _ = mallopt(-1, 256 << 20)  // M_TRIM_THRESHOLD
-    #endif
 }
 
 struct ModelReport: Encodable {

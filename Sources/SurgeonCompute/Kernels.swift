@@ -29,12 +29,7 @@ public enum Kernels {
 
     /// gate = silu(gate) · up (SwiGLU), in place.
     public static func siluMul(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        parallelChunks(count) { range in
-            for i in range {
-                let g = gate[i]
-                gate[i] = g / (1 + exp(-g)) * up[i]
-            }
-        }
+        parallelChunks(count) { VectorMath.siluMul(gate, up, range: $0) }
     }
 
     /// Threads for the element-wise work between sgemm calls (OpenBLAS parallelises only
@@ -56,25 +51,15 @@ public enum Kernels {
 
     /// Softmax over the first `length` entries of a row, in place (the rest are set to 0).
     public static func softmaxPrefix(_ row: UnsafeMutablePointer<Float>, length: Int, width: Int) {
-        var m = -Float.infinity
-        for j in 0..<length { m = max(m, row[j]) }
-        var sum: Float = 0
-        for j in 0..<length {
-            let e = exp(row[j] - m)
-            row[j] = e
-            sum += e
-        }
-        let inv = 1 / sum
+        let m = VectorMath.maximum(row, count: length)
+        let inv = 1 / VectorMath.exponentiate(row, count: length, shift: m)
         for j in 0..<length { row[j] *= inv }
         for j in length..<width { row[j] = 0 }
     }
 
     /// log Σ exp(row) over `n` entries, computed stably.
     public static func logSumExp(_ row: UnsafePointer<Float>, n: Int) -> Double {
-        var m = -Float.infinity
-        for j in 0..<n { m = max(m, row[j]) }
-        var sum: Double = 0
-        for j in 0..<n { sum += Double(exp(row[j] - m)) }
-        return Double(m) + log(sum)
+        let m = VectorMath.maximum(row, count: n)
+        return Double(m) + log(VectorMath.sumExp(row, count: n, shift: m))
     }
 }

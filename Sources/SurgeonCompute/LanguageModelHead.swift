@@ -43,38 +43,46 @@ public struct LanguageModelHead: Sendable {
 
     /// Negative log-likelihood of `targets[r]` under the logits of row r of `hidden`
     /// (the last layer's output, before the final norm). A target of -1 is not scored (0).
+    ///
+    /// Only scored rows go through the head: llama.cpp's protocol scores half of each
+    /// window, and the head is a fifth of a small model's FLOPs.
     public func negativeLogLikelihood(_ x: UnsafePointer<Float>, rows: Int, targets: [Int]) -> [Double] {
-        let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * hidden)
+        let scored = targets.indices.filter { targets[$0] >= 0 }
+        var nll = [Double](repeating: 0, count: rows)
+        guard !scored.isEmpty else { return nll }
+        let n = scored.count
+        let normed = UnsafeMutablePointer<Float>.allocate(capacity: n * hidden)
         defer { normed.deallocate() }
-        finalNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, normed, rows: rows, n: hidden, eps: eps) }
-        var maxLogit = [Float](repeating: -.infinity, count: rows)
-        var sumExp = [Double](repeating: 0, count: rows)
-        var targetLogit = [Float](repeating: 0, count: rows)
+        for (i, r) in scored.enumerated() { (normed + i * hidden).update(from: x + r * hidden, count: hidden) }
+        finalNorm.withUnsafeBufferPointer { Kernels.rmsNorm(normed, $0.baseAddress!, normed, rows: n, n: hidden, eps: eps) }
+        // An online log-sum-exp over the vocabulary slices, per scored row.
+        var maxLogit = [Float](repeating: -.infinity, count: n)
+        var sumExp = [Double](repeating: 0, count: n)
+        var targetLogit = [Float](repeating: 0, count: n)
         maxLogit.withUnsafeMutableBufferPointer { maxLogit in
             sumExp.withUnsafeMutableBufferPointer { sumExp in
                 targetLogit.withUnsafeMutableBufferPointer { targetLogit in
-                    forEachSlice(normed, rows: rows) { logits, vocab in
+                    forEachSlice(normed, rows: n) { logits, vocab in
                         // Rows are independent: split them over threads (the exps dominate).
-                        Kernels.parallelChunks(rows, minimum: 8) { chunk in
-                            for r in chunk {
-                                let row = logits + r * vocab.count
-                                var m = maxLogit[r]
-                                for j in 0..<vocab.count { m = max(m, row[j]) }
-                                var s = maxLogit[r] == -.infinity ? 0 : sumExp[r] * Double(exp(maxLogit[r] - m))
-                                for j in 0..<vocab.count { s += Double(exp(row[j] - m)) }
-                                maxLogit[r] = m
-                                sumExp[r] = s
-                                let t = targets[r]
-                                if vocab.contains(t) { targetLogit[r] = row[t - vocab.lowerBound] }
+                        Kernels.parallelChunks(n, minimum: 8) { chunk in
+                            for i in chunk {
+                                let row = logits + i * vocab.count
+                                let m = max(maxLogit[i], VectorMath.maximum(row, count: vocab.count))
+                                let carried = maxLogit[i] == -.infinity ? 0 : sumExp[i] * Double(exp(maxLogit[i] - m))
+                                sumExp[i] = carried + VectorMath.sumExp(row, count: vocab.count, shift: m)
+                                maxLogit[i] = m
+                                let t = targets[scored[i]]
+                                if vocab.contains(t) { targetLogit[i] = row[t - vocab.lowerBound] }
                             }
                         }
                     }
                 }
             }
         }
-        return (0..<rows).map { r in
-            targets[r] < 0 ? 0 : Double(maxLogit[r]) + log(sumExp[r]) - Double(targetLogit[r])
+        for (i, r) in scored.enumerated() {
+            nll[r] = Double(maxLogit[i]) + log(sumExp[i]) - Double(targetLogit[i])
         }
+        return nll
     }
 
     /// Full logits [rows × vocabulary] of `x` (the last layer's output).
@@ -104,6 +112,7 @@ public struct LanguageModelHead: Sendable {
         while start < vocabulary {
             let vocab = start..<min(start + slice, vocabulary)
             output.decodeRows(vocab, into: weights)
+            output.release(rows: vocab)
             BLAS.matmulTransposed(normed, weights, logits, m: rows, n: vocab.count, k: hidden)
             body(logits, vocab)
             start = vocab.upperBound

@@ -83,4 +83,13 @@ public struct CheckpointTensor: Sendable {
 
     /// Gives the tensor's pages back to the kernel once it has been copied or decoded.
     public func release() { stored.file.release(stored.dataRange) }
+
+    /// Gives back the pages of HF rows `rows` once decoded, so that a pass over a large
+    /// tensor a slice at a time holds one slice of it (a tensor stored in another row
+    /// order gives back all of its pages).
+    public func release(rows: Range<Int>) {
+        guard storedRows == nil else { return release() }
+        let base = stored.dataRange.lowerBound
+        stored.file.release((base + rows.lowerBound * rowBytes)..<(base + rows.upperBound * rowBytes))
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import TestSupport
 import XCTest
 @testable import SurgeonCompute
@@ -27,6 +28,54 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(scaled[1], low / 8, accuracy: 1e-9)
         // wavelength 32: smooth = (64/32 - 1) / (4 - 1) = 1/3.
         XCTAssertEqual(scaled[2], (2.0 / 3) * mid / 8 + (1.0 / 3) * mid, accuracy: 1e-7)
+    }
+}
+
+final class VectorMathTests: XCTestCase {
+    /// Our 8-lane exp against libm's double-precision exp over every float exponent the
+    /// forward pass can meet, plus the clamped ends.
+    func testExpMatchesLibmAcrossTheRange() {
+        var worst = 0.0
+        var x: Float = -87
+        while x < 88 {
+            let lanes = VectorMath.Lanes((0..<8).map { x + Float($0) * 1e-3 })
+            let e = VectorMath.exp(lanes)
+            for i in 0..<8 {
+                let exact = exp(Double(lanes[i]))
+                worst = max(worst, abs(Double(e[i]) - exact) / exact)
+            }
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 3e-7, "relative error of the vector exp")
+        let edges = VectorMath.exp(VectorMath.Lanes(-.infinity, -1000, -87.3, 0, 1, 88, 1000, .infinity))
+        XCTAssertEqual(edges[3], 1)
+        XCTAssertEqual(Double(edges[4]), exp(1.0), accuracy: 3e-7 * exp(1.0))
+        XCTAssertTrue(edges[0] >= 0 && edges[0] < 1e-37 && edges[1] < 1e-37, "below the range: about 0, never negative or NaN")
+        XCTAssertTrue(edges[6].isFinite && edges[7].isFinite && edges[7] > 1e38, "above the range: large and finite")
+    }
+
+    /// The row reductions on lengths that are not multiples of the lane count (tails).
+    func testReductionsMatchScalarLoops() {
+        for n in [1, 7, 8, 9, 1023, 1031, 5000] {
+            let row = (0..<n).map { Float(sin(Double($0) * 0.37) * 20) }
+            let m = row.max()!
+            XCTAssertEqual(VectorMath.maximum(row, count: n), m)
+            let exact = row.reduce(0.0) { $0 + exp(Double($1 - m)) }
+            XCTAssertEqual(VectorMath.sumExp(row, count: n, shift: m), exact, accuracy: 1e-6 * exact)
+            XCTAssertEqual(Kernels.logSumExp(row, n: n), Double(m) + log(exact), accuracy: 1e-6)
+            var soft = row
+            Kernels.softmaxPrefix(&soft, length: n, width: n)
+            for j in 0..<n {
+                XCTAssertEqual(Double(soft[j]), exp(Double(row[j] - m)) / exact, accuracy: 1e-6)
+            }
+            var gate = row
+            let up = row.map { $0 * 0.5 + 1 }
+            Kernels.siluMul(&gate, up, count: n)
+            for j in 0..<n {
+                let g = Double(row[j]), silu = g / (1 + exp(-g)) * Double(up[j])
+                XCTAssertEqual(Double(gate[j]), silu, accuracy: 1e-5 * max(1, abs(silu)))
+            }
+        }
     }
 }
 
