@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "SurgeonCompute", dependencies: ["SurgeonFormats", "SurgeonModel", "COpenBLAS", "CZstd"]),
         .target(name: "SurgeonSurgery", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonCompute"],
                 resources: [.copy("Resources/wiki.valid.raw"), .copy("Resources/LICENSE-wikitext.md")]),
-        .target(name: "SurgeonEmit", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonSurgery"]),
+        .target(name: "SurgeonEmit", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonCompute", "SurgeonSurgery"]),
         .target(name: "SurgeonEval", dependencies: ["SurgeonModel", "SurgeonCompute", "CZstd"],
                 resources: [.copy("Resources/data"), .copy("Resources/LICENSES.md")]),
         .executableTarget(

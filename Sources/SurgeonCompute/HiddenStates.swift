@@ -121,7 +121,8 @@ final class SpillFile {
         close(next)
     }
 
-    private static func temporaryFile() throws -> Int32 {
+    /// A new unlinked temporary file in $TMPDIR (or /tmp), open for reading and writing.
+    static func temporaryFile() throws -> Int32 {
         let dir = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         var template = Array("\(dir)/ckpt-surgeon-spill-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }

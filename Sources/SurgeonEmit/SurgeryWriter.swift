@@ -1,4 +1,5 @@
 import Foundation
+import SurgeonCompute
 import SurgeonFormats
 import SurgeonModel
 import SurgeonSurgery
@@ -47,13 +48,13 @@ public struct SurgeryWriter {
                     let suffix = spec.name.dropFirst(TensorLayout.layerPrefix(j).count)
                     if let w = try copy(spec.name, as: TensorLayout.layerPrefix(i) + suffix) { out.append(w) }
                 }
-            case .merged(let weights, let originals):
-                for (suffix, shape, values) in weights.namedTensors(c) {
+            case .merged(let layer, let originals):
+                for (suffix, shape, field) in DecoderLayerWeights.namedFields(c, has: { layer.count($0) != nil }) {
                     let name = TensorLayout.layerPrefix(i) + suffix
                     // A merged tensor keeps the dtype its first source tensor had, where
                     // the output can hold it.
                     let source = checkpoint.tensor(TensorLayout.layerPrefix(originals.lowerBound) + suffix)!
-                    out.append(TensorWriter(name: name, shape: shape, values: values, hfRowOrder: rowOrder(name),
+                    out.append(TensorWriter(name: name, shape: shape, spilled: layer, field: field, hfRowOrder: rowOrder(name),
                                             outputDType: try mergedDType(source, shape: shape)))
                 }
             }

@@ -1,3 +1,4 @@
+import SurgeonCompute
 import SurgeonFormats
 import SurgeonModel
 
@@ -14,8 +15,10 @@ public struct TensorWriter {
     public enum Source {
         /// Bytes of a checkpoint tensor, rows taken in `rows` order (nil: stored order).
         case stored(CheckpointTensor, rows: [Int]?)
-        /// f32 values in HF layout (a merged layer), rows taken in `rows` order.
+        /// f32 values in HF layout, rows taken in `rows` order.
         case memory([Float], rows: [Int]?)
+        /// A merged layer's f32 tensor parked on disk, read a chunk of rows at a time.
+        case spilled(SpilledLayer, DecoderLayerWeights.Field, rows: [Int]?)
     }
 
     public let name: String
@@ -48,6 +51,15 @@ public struct TensorWriter {
         source = .memory(values, rows: hfRowOrder)
     }
 
+    public init(name: String, shape: [Int], spilled layer: SpilledLayer, field: DecoderLayerWeights.Field,
+                hfRowOrder: [Int]? = nil, outputDType: DType) {
+        precondition(layer.count(field) == shape.reduce(1, *), "\(name): stored values do not fill shape \(shape)")
+        self.name = name
+        self.shape = shape
+        self.outputDType = outputDType
+        source = .spilled(layer, field, rows: hfRowOrder)
+    }
+
     private var rowLength: Int { shape.count >= 2 ? shape.last! : shape.reduce(1, *) }
     private var rowCount: Int { shape.count >= 2 ? shape.reduce(1, *) / max(rowLength, 1) : 1 }
 
@@ -75,6 +87,10 @@ public struct TensorWriter {
                     buffer.update(from: v.baseAddress! + run.lowerBound * rowLength, count: run.count * rowLength)
                 }
             }
+        case .spilled(let layer, let field, let rows):
+            try convert(CheckpointTensor.runs(rows, count: rowCount), to: out) { run, buffer in
+                try layer.read(field, (run.lowerBound * rowLength)..<(run.upperBound * rowLength), into: buffer)
+            }
         }
     }
 
@@ -85,7 +101,7 @@ public struct TensorWriter {
 
     /// Fills f32 rows chunk by chunk with `load`, encodes them as `outputDType`, writes them.
     private func convert(_ runs: [Range<Int>], to out: OutputFile,
-                         load: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) throws {
+                         load: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws {
         let rowsPerChunk = max(1, Self.chunkBytes / 4 / max(rowLength, 1))
         let outRowBytes = outputDType.byteCount(elements: rowLength, rowLength: rowLength) ?? 0
         var floats = [Float](repeating: 0, count: rowsPerChunk * rowLength)
@@ -95,7 +111,7 @@ public struct TensorWriter {
             while row < run.upperBound {
                 let n = min(rowsPerChunk, run.upperBound - row)
                 try floats.withUnsafeMutableBufferPointer { f in
-                    load(row..<(row + n), f.baseAddress!)
+                    try load(row..<(row + n), f.baseAddress!)
                     try encoded.withUnsafeMutableBytes { e in
                         let target = UnsafeMutableRawBufferPointer(rebasing: e[0..<(n * outRowBytes)])
                         try TensorCodec.encode(UnsafeBufferPointer(rebasing: f[0..<(n * rowLength)]), as: outputDType, into: target)

@@ -88,15 +88,15 @@ extension LayerPruner {
                 guard size >= 2 else { l -= 1; continue }
                 let window = l..<(l + size)
                 let stack = self.stack, checkpoint = self.checkpoint
-                let layer = WeightSumMerge.merge(try window.map { try stack.weights($0, checkpoint: checkpoint) },
-                                                 coefficients: WeightSumMerge.lacoCoefficients(count: size), norms: .first)
+                let layer = try WeightSumMerge.merge(count: size, coefficients: WeightSumMerge.lacoCoefficients(count: size),
+                                                     norms: .first) { try stack.weights(l + $0, checkpoint: checkpoint) }
                 let final = try runCandidate(from: l, to: stack.count - size + 1) {
                     $0 == l ? layer : try stack.weights($0 + size - 1, checkpoint: checkpoint)
                 }
                 let similarity = try HiddenStates.meanRowCosine(final, reference)
                 if similarity > threshold {
                     merged.append(stack.originals(l).lowerBound...stack.originals(l + size - 1).upperBound)
-                    replaceLayers(window, with: layer)
+                    try replaceLayers(window, with: layer)
                     progress?("LaCo: merged original layers \(merged.last!) (similarity \(String(format: "%.4f", similarity)) > \(String(format: "%.2f", threshold))); \(self.stack.count) layers")
                     l -= p.interval
                 } else {
@@ -123,7 +123,7 @@ extension LayerPruner {
             let layer = WeightSumMerge.merge(layers, coefficients: WeightSumMerge.mkaCoefficients(normalizedNPIB: 0.5),
                                              norms: .combined)
             merged.append(stack.originals(window.lowerBound).lowerBound...stack.originals(window.upperBound - 1).upperBound)
-            replaceLayers(window, with: layer)
+            try replaceLayers(window, with: layer)
         }
         return merged
     }

@@ -37,16 +37,21 @@ extension LayerPruner {
                                 progress: ((Int, Int) -> Void)? = nil) throws -> [RatioCandidate] {
         precondition(window.count == 2 && n >= 1)
         let stack = self.stack, checkpoint = self.checkpoint, first = window.lowerBound
-        let layers = try window.map { try stack.weights($0, checkpoint: checkpoint) }
         var candidates: [RatioCandidate] = []
         for i in 0...n {
             let r = Double(i) / Double(n)
-            let (merged, _) = ConcatenationMerge.merge(
-                layers, ratios: [r, 1 - r], ffnScores: Array(stats.ffnSensitivity[window]),
-                kvGroupScores: Array(stats.kvGroupScore[window]), config: checkpoint.config, norms: options.norms)
-            // Candidate layer `first` is the merged one; later ones are the stack's, one up.
+            // The window's layers are loaded afresh for each candidate and dropped once it
+            // is merged, so they are not held while the candidate runs.
+            var merged: DecoderLayerWeights? = ConcatenationMerge.merge(
+                try window.map { try stack.weights($0, checkpoint: checkpoint) }, ratios: [r, 1 - r],
+                ffnScores: Array(stats.ffnSensitivity[window]),
+                kvGroupScores: Array(stats.kvGroupScore[window]), config: checkpoint.config, norms: options.norms).0
+            // Candidate layer `first` is the merged one, handed over once and then dropped
+            // (not kept for the rest of the run); later ones are the stack's, one up.
             let final = try runCandidate(from: first, to: stack.count - 1) {
-                $0 == first ? merged : try stack.weights($0 + 1, checkpoint: checkpoint)
+                guard $0 == first else { return try stack.weights($0 + 1, checkpoint: checkpoint) }
+                defer { merged = nil }
+                return merged!
             }
             candidates.append(RatioCandidate(ratio: r, perplexity: try calibrationPerplexity(final)))
             progress?(i + 1, n + 1)

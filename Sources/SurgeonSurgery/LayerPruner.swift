@@ -125,13 +125,13 @@ public final class LayerPruner {
         let step = MergeStep(windowCurrent: Array(window), windowOriginal: window.map { Array(stack.originals($0)) },
                              sbi: sbi, bi: bi, ratios: ratios, kept: kept, mergedIndex: window.lowerBound,
                              candidates: candidates)
-        apply(step, merged: merged)
+        try apply(step, merged: merged)
         return step
     }
 
-    private func apply(_ step: MergeStep, merged: DecoderLayerWeights) {
+    private func apply(_ step: MergeStep, merged: DecoderLayerWeights) throws {
         let window = step.windowCurrent.first!..<(step.windowCurrent.last! + 1)
-        stack.replace(window, with: merged)
+        try stack.replace(window, with: merged)
         steps.append(step)
         // States entering layers up to the merge point are unchanged; later ones are stale.
         boundaries = boundaries.filter { $0.key <= window.lowerBound }
@@ -146,7 +146,7 @@ public final class LayerPruner {
             let layers = try window.map { try stack.weights($0, checkpoint: checkpoint) }
             let merged = ConcatenationMerge.merge(layers, ratios: step.ratios, kept: step.kept,
                                                   config: checkpoint.config, norms: options.norms)
-            apply(step, merged: merged)
+            try apply(step, merged: merged)
         }
     }
 
@@ -214,8 +214,8 @@ public final class LayerPruner {
     }
 
     /// Replaces a window by a merged layer outside CoMe's steps (weight-sum baselines).
-    func replaceLayers(_ window: Range<Int>, with merged: DecoderLayerWeights) {
-        stack.replace(window, with: merged)
+    func replaceLayers(_ window: Range<Int>, with merged: DecoderLayerWeights) throws {
+        try stack.replace(window, with: merged)
         boundaries = boundaries.filter { $0.key <= window.lowerBound }
     }
 }

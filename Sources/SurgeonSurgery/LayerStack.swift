@@ -3,11 +3,11 @@ import SurgeonFormats
 import SurgeonModel
 
 /// The layers of the model under surgery, in order: each is an original layer of the
-/// checkpoint, or a merged layer held as f32 with the original layers it replaces.
+/// checkpoint, or a merged layer (f32, parked on disk) with the original layers it replaces.
 public struct LayerStack: Sendable {
     public enum Layer: Sendable {
         case original(Int)
-        case merged(DecoderLayerWeights, originals: ClosedRange<Int>)
+        case merged(SpilledLayer, originals: ClosedRange<Int>)
     }
 
     public private(set) var layers: [Layer]
@@ -34,7 +34,7 @@ public struct LayerStack: Sendable {
     public func weights(_ i: Int, checkpoint: Checkpoint) throws -> DecoderLayerWeights {
         switch layers[i] {
         case .original(let j): try DecoderLayerWeights.load(from: checkpoint, layer: j)
-        case .merged(let w, _): w
+        case .merged(let w, _): try w.load()
         }
     }
 
@@ -44,30 +44,33 @@ public struct LayerStack: Sendable {
     }
 
     /// Replaces the layers in `window` by one merged layer.
-    public mutating func replace(_ window: Range<Int>, with weights: DecoderLayerWeights) {
+    public mutating func replace(_ window: Range<Int>, with weights: DecoderLayerWeights) throws {
         let originals = originals(window.lowerBound).lowerBound...originals(window.upperBound - 1).upperBound
-        layers.replaceSubrange(window, with: [.merged(weights, originals: originals)])
+        layers.replaceSubrange(window, with: [.merged(try SpilledLayer(weights), originals: originals)])
     }
 }
 
 extension DecoderLayerWeights {
-    /// The layer's tensors under their HF suffixes (after `model.layers.N.`), with shapes.
-    public func namedTensors(_ c: ModelConfig) -> [(suffix: String, shape: [Int], values: [Float])] {
+    /// The tensors a layer of config `c` has, under their HF suffixes (after
+    /// `model.layers.N.`), with shapes and the field holding each; `has` says which
+    /// optional fields (biases, q/k norms) the layer carries.
+    public static func namedFields(_ c: ModelConfig, has: (Field) -> Bool) -> [(suffix: String, shape: [Int], field: Field)] {
         let h = c.hiddenSize, q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
         let f = c.intermediateSize
-        var out: [(suffix: String, shape: [Int], values: [Float])] = [("input_layernorm.weight", [h], inputNorm)]
-        for (name, rows, w, b) in [("q_proj", q, self.q, qBias), ("k_proj", kv, k, kBias), ("v_proj", kv, v, vBias)] {
+        var out: [(suffix: String, shape: [Int], field: Field)] = [("input_layernorm.weight", [h], .inputNorm)]
+        for (name, rows, w, b) in [("q_proj", q, Field.q, Field.qBias), ("k_proj", kv, .k, .kBias), ("v_proj", kv, .v, .vBias)] {
             out.append(("self_attn.\(name).weight", [rows, h], w))
-            if let b { out.append(("self_attn.\(name).bias", [rows], b)) }
+            if has(b) { out.append(("self_attn.\(name).bias", [rows], b)) }
         }
-        out.append(("self_attn.o_proj.weight", [h, q], o))
-        if let oBias { out.append(("self_attn.o_proj.bias", [h], oBias)) }
-        if let qNorm { out.append(("self_attn.q_norm.weight", [c.headDim], qNorm)) }
-        if let kNorm { out.append(("self_attn.k_norm.weight", [c.headDim], kNorm)) }
-        out.append(("post_attention_layernorm.weight", [h], postAttentionNorm))
-        for (name, shape, w, b) in [("gate_proj", [f, h], gate, gateBias), ("up_proj", [f, h], up, upBias), ("down_proj", [h, f], down, downBias)] {
+        out.append(("self_attn.o_proj.weight", [h, q], .o))
+        if has(.oBias) { out.append(("self_attn.o_proj.bias", [h], .oBias)) }
+        if has(.qNorm) { out.append(("self_attn.q_norm.weight", [c.headDim], .qNorm)) }
+        if has(.kNorm) { out.append(("self_attn.k_norm.weight", [c.headDim], .kNorm)) }
+        out.append(("post_attention_layernorm.weight", [h], .postAttentionNorm))
+        for (name, shape, w, b) in [("gate_proj", [f, h], Field.gate, Field.gateBias), ("up_proj", [f, h], .up, .upBias),
+                                    ("down_proj", [h, f], .down, .downBias)] {
             out.append(("mlp.\(name).weight", shape, w))
-            if let b { out.append(("mlp.\(name).bias", [shape[0]], b)) }
+            if has(b) { out.append(("mlp.\(name).bias", [shape[0]], b)) }
         }
         return out
     }

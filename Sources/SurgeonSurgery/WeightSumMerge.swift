@@ -14,26 +14,34 @@ public enum WeightSumMerge {
     }
 
     public static func merge(_ layers: [DecoderLayerWeights], coefficients c: [Float], norms: Norms) -> DecoderLayerWeights {
-        func sum(_ pick: (DecoderLayerWeights) -> [Float]) -> [Float] {
-            var out = [Float](repeating: 0, count: pick(layers[0]).count)
-            for (w, ci) in zip(layers, c) {
-                let values = pick(w)
-                for i in out.indices { out[i] += ci * values[i] }
-            }
-            return out
-        }
-        func optionalSum(_ pick: (DecoderLayerWeights) -> [Float]?) -> [Float]? {
-            pick(layers[0]) == nil ? nil : sum { pick($0)! }
-        }
-        var m = layers[0]
-        m.q = sum(\.q); m.k = sum(\.k); m.v = sum(\.v); m.o = sum(\.o)
-        m.qBias = optionalSum(\.qBias); m.kBias = optionalSum(\.kBias)
-        m.vBias = optionalSum(\.vBias); m.oBias = optionalSum(\.oBias)
-        m.gate = sum(\.gate); m.up = sum(\.up); m.down = sum(\.down)
-        m.gateBias = optionalSum(\.gateBias); m.upBias = optionalSum(\.upBias); m.downBias = optionalSum(\.downBias)
+        merge(count: layers.count, coefficients: c, norms: norms) { layers[$0] }
+    }
+
+    /// The same sum with the layers loaded one at a time by `layer(i)`, so that only the
+    /// running sum and one source layer are held (LaCo's groups are four layers deep).
+    public static func merge(count: Int, coefficients c: [Float], norms: Norms,
+                             layer: (Int) throws -> DecoderLayerWeights) rethrows -> DecoderLayerWeights {
+        var summed: [WritableKeyPath<DecoderLayerWeights, [Float]>] = [\.q, \.k, \.v, \.o, \.gate, \.up, \.down]
+        var summedOptional: [WritableKeyPath<DecoderLayerWeights, [Float]?>] =
+            [\.qBias, \.kBias, \.vBias, \.oBias, \.gateBias, \.upBias, \.downBias]
         if norms == .combined {
-            m.inputNorm = sum(\.inputNorm); m.postAttentionNorm = sum(\.postAttentionNorm)
-            m.qNorm = optionalSum(\.qNorm); m.kNorm = optionalSum(\.kNorm)
+            summed += [\.inputNorm, \.postAttentionNorm]
+            summedOptional += [\.qNorm, \.kNorm]
+        }
+        // The sum runs from zero, term by term in layer order: 0 + c₀·W₀ + c₁·W₁ + ….
+        func scale(_ out: inout [Float], by ci: Float) {
+            out.withUnsafeMutableBufferPointer { o in for i in o.indices { o[i] = 0 + ci * o[i] } }
+        }
+        func add(_ values: [Float], times ci: Float, to out: inout [Float]) {
+            out.withUnsafeMutableBufferPointer { o in for i in o.indices { o[i] += ci * values[i] } }
+        }
+        var m = try layer(0)
+        for path in summed { scale(&m[keyPath: path], by: c[0]) }
+        for path in summedOptional where m[keyPath: path] != nil { scale(&m[keyPath: path]!, by: c[0]) }
+        for i in 1..<count {
+            let w = try layer(i)
+            for path in summed { add(w[keyPath: path], times: c[i], to: &m[keyPath: path]) }
+            for path in summedOptional where m[keyPath: path] != nil { add(w[keyPath: path]!, times: c[i], to: &m[keyPath: path]!) }
         }
         return m
     }

@@ -79,6 +79,28 @@ final class VectorMathTests: XCTestCase {
     }
 }
 
+final class SpilledLayerTests: XCTestCase {
+    /// A layer parked on disk reads back bit for bit, whole and a row range at a time,
+    /// with its optional tensors (Qwen2's q/k/v biases) present and the rest absent.
+    func testSpilledLayerReadsBackExactly() throws {
+        let tiny = try TestPaths.requireTiny()
+        let checkpoint = try Checkpoint.open(tiny + "/qwen2")
+        let weights = try DecoderLayerWeights.load(from: checkpoint, layer: 1)
+        let spilled = try SpilledLayer(weights)
+        let back = try spilled.load()
+        for field in DecoderLayerWeights.Field.allCases {
+            XCTAssertEqual(back[field], weights[field], "\(field)")
+            XCTAssertEqual(spilled.count(field), weights[field]?.count)
+        }
+        XCTAssertNotNil(spilled.count(.qBias))
+        XCTAssertNil(spilled.count(.oBias))
+        var rows = [Float](repeating: 0, count: 2 * checkpoint.config.hiddenSize)
+        let width = checkpoint.config.hiddenSize
+        try rows.withUnsafeMutableBufferPointer { try spilled.read(.gate, (3 * width)..<(5 * width), into: $0.baseAddress!) }
+        XCTAssertEqual(rows, Array(weights.gate[(3 * width)..<(5 * width)]))
+    }
+}
+
 final class ExecutorTests: XCTestCase {
     private func tokens(_ vocab: Int, sequences: Int, length: Int) -> [[Int]] {
         (0..<sequences).map { s in (0..<length).map { (s * 131 + $0 * 17) % vocab } }
