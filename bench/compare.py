@@ -50,10 +50,29 @@ def timed(args, cwd=None):
     return proc.stdout, sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall))), rss
 
 
+# Peak RSS of every process the comparison starts, (MB, "prune"|"ppl", what), so the run
+# as a whole can be held against a single CoMe prune.
+PEAKS = []
+
+
 def perplexity(model, text, windows):
-    out = subprocess.run([CLI, "ppl", str(model), "--text", str(text), "--windows", str(windows), "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out, _, rss = timed([CLI, "ppl", str(model), "--text", str(text), "--windows", str(windows), "--json"])
+    PEAKS.append((rss, "ppl", f"ppl {Path(model).name}"))
     return json.loads(out)["perplexity"]
+
+
+def memory_summary(rows):
+    """The largest prune and the largest evaluation next to `prune --method come`'s peak."""
+    come = [r["peak_rss_mb"] for r in rows if r["method"] == "come" and r["peak_rss_mb"]]
+    if not come:
+        return None
+    summary = {"come_prune_mb": come[0]}
+    for kind in ("prune", "ppl"):
+        peaks = [p for p in PEAKS if p[1] == kind]
+        if peaks:
+            rss, _, what = max(peaks)
+            summary[kind] = {"largest_mb": round(rss), "what": what, "ratio_to_come": round(rss / come[0], 3)}
+    return summary
 
 
 def layer_count(model):
@@ -99,6 +118,7 @@ def main():
             try:
                 stdout, seconds, rss = timed([CLI, "prune", args.model, "--method", method, "--target-layers", target,
                                               *calib, *extra, *save, "-o", result])
+                PEAKS.append((rss, "prune", f"prune --method {method} --target-layers {target}"))
             except PruneFailed as failure:
                 log(f"  {method} failed: {failure}")
                 rows.append({"method": method, "layers": target, "wiki_ppl": None, "c4_ppl": None, "seconds": None,
@@ -119,7 +139,8 @@ def main():
 
 
 def write_outputs(out, rows, args, depth, quiet=False):
-    (out / "results.json").write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
+    memory = memory_summary(rows)
+    (out / "results.json").write_text(json.dumps({"settings": vars(args), "rows": rows, "memory": memory}, indent=2))
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -135,6 +156,14 @@ def write_outputs(out, rows, args, depth, quiet=False):
         c4 = "—" if r["c4_ppl"] is None else f"{r['c4_ppl']:.2f}"
         lines.append(f"| {r['layers']} | {r['method']} | {wiki} | {c4} | {secs} | {rss} | "
                      f"{r['note'].replace('|', chr(92) + '|')} |")
+    if memory and "prune" in memory:
+        p = memory["prune"]
+        lines += ["", f"Peak RSS: the largest prune of the run, `{p['what']}`, {p['largest_mb']} MB, is "
+                      f"{p['ratio_to_come']:.2f}× `prune --method come` ({memory['come_prune_mb']} MB; goal ≤ 1.10×)."]
+        if "ppl" in memory:
+            e = memory["ppl"]
+            lines[-1] += (f" The largest perplexity run ({e['what']}) peaks at {e['largest_mb']} MB: "
+                          f"512-token windows, 16 at a time, against calibration windows of {args.seqlen}.")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     if not quiet:
         print("\n".join(lines))
