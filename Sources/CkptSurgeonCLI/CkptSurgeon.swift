@@ -32,7 +32,6 @@ struct CkptSurgeon: ParsableCommand {
         // A file-size limit should fail a write with EFBIG (reported, output removed),
         // not kill the process half-way through.
         signal(SIGXFSZ, SIG_IGN)
-        MallocPolicy.returnLargeBuffers()
         main(nil)
     }
 }

@@ -102,7 +102,9 @@ public struct TensorWriter {
     /// Fills f32 rows chunk by chunk with `load`, encodes them as `outputDType`, writes them.
     private func convert(_ runs: [Range<Int>], to out: OutputFile,
                          load: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws {
-        let rowsPerChunk = max(1, Self.chunkBytes / 4 / max(rowLength, 1))
+        // A chunk of up to 8 MB of f32, but no larger than the tensor: small tensors get small
+        // buffers, which malloc serves from the heap instead of mapping fresh pages.
+        let rowsPerChunk = min(max(1, Self.chunkBytes / 4 / max(rowLength, 1)), max(1, runs.reduce(0) { $0 + $1.count }))
         let outRowBytes = outputDType.byteCount(elements: rowLength, rowLength: rowLength) ?? 0
         var floats = [Float](repeating: 0, count: rowsPerChunk * rowLength)
         var encoded = [UInt8](repeating: 0, count: rowsPerChunk * outRowBytes)
