@@ -121,9 +121,12 @@ final class SpillFile {
         close(next)
     }
 
-    /// A new unlinked temporary file in $TMPDIR (or /tmp), open for reading and writing.
+    /// Where spill files go: $TMPDIR, or /tmp.
+    static var directory: String { ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp" }
+
+    /// A new unlinked temporary file in `directory`, open for reading and writing.
     static func temporaryFile() throws -> Int32 {
-        let dir = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        let dir = directory
         var template = Array("\(dir)/ckpt-surgeon-spill-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw FormatError(.io, path: dir, "cannot create a spill file: \(String(cString: strerror(errno)))") }

@@ -76,7 +76,7 @@ public final class SpilledLayer: @unchecked Sendable {
         let bytes = range.count * 4, start = (extent.offset + range.lowerBound) * 4
         while done < bytes {
             let n = pread(fd, UnsafeMutableRawPointer(out) + done, bytes - done, off_t(start + done))
-            guard n > 0 else { throw FormatError(.io, path: "layer spill file", "read failed: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw FormatError(.io, path: SpillFile.directory, "reading a merged layer back from its spill file failed: \(String(cString: strerror(errno)))") }
             done += n
         }
     }
@@ -107,7 +107,8 @@ public final class SpilledLayer: @unchecked Sendable {
         while done < bytes.count {
             let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
             guard n > 0 else {
-                throw FormatError(.io, path: "layer spill file", "write failed: \(String(cString: strerror(errno)))")
+                throw FormatError(.io, path: SpillFile.directory,
+                                  "parking a merged layer in a spill file failed: \(String(cString: strerror(errno)))")
             }
             done += n
         }
