@@ -1,9 +1,10 @@
 /// exp and the row reductions built on it, eight lanes at a time.
 ///
-/// libm's scalar `expf` was about a fifth of the forward pass (SwiGLU, attention softmax
-/// and the vocabulary's log-sum-exp call it some 160,000 times per token on SmolLM2), and
-/// it does not vectorise. This is the Cephes single-precision exp (the polynomial ggml's
-/// vector exp uses too): relative error below 2e-7 over the whole float range.
+/// SwiGLU, the attention softmax and the vocabulary's log-sum-exp call exp some 160,000
+/// times per token on SmolLM2, and libm's scalar `expf` does not vectorise: with this in
+/// its place `ppl` ran 21% faster (16 windows, come protocol). This is the Cephes
+/// single-precision exp (the polynomial ggml's vector exp uses too): relative error below
+/// 3e-7, tested over [-87, 88].
 public enum VectorMath {
     public typealias Lanes = SIMD8<Float>
     static let width = Lanes.scalarCount
@@ -59,8 +60,8 @@ public enum VectorMath {
         return m
     }
 
-    /// Σ exp(x[j] − shift) over `n` values. Each block of eight lanes sums in f32 and the
-    /// blocks add up in f64, so a 50,000-entry vocabulary loses nothing to rounding.
+    /// Σ exp(x[j] − shift) over `n` values. Each lane sums at most 128 terms in f32 and the
+    /// blocks add up in f64, so rounding stays near f32 precision for any vocabulary size.
     public static func sumExp(_ x: UnsafePointer<Float>, count n: Int, shift: Float) -> Double {
         let s = Lanes(repeating: shift)
         var total = 0.0
