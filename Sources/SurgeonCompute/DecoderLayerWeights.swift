@@ -45,8 +45,6 @@ public struct DecoderLayerWeights: Sendable {
 
     /// Bytes of f32 held.
     public var byteCount: Int {
-        let required = [inputNorm, q, k, v, o, postAttentionNorm, gate, up, down].reduce(0) { $0 + $1.count }
-        let extra = [qBias, kBias, vBias, oBias, qNorm, kNorm, gateBias, upBias, downBias].reduce(0) { $0 + ($1?.count ?? 0) }
-        return 4 * (required + extra)
+        4 * Field.allCases.reduce(0) { $0 + (self[$1]?.count ?? 0) }
     }
 }

@@ -63,8 +63,8 @@ public enum WeightSumMerge {
 public enum LayerMagnitude {
     /// Σ|w| over every parameter of the layer (weights, biases, norms).
     public static func importance(_ w: DecoderLayerWeights) -> Double {
-        let arrays: [[Float]?] = [w.inputNorm, w.q, w.k, w.v, w.o, w.qBias, w.kBias, w.vBias, w.oBias, w.qNorm, w.kNorm,
-                                  w.postAttentionNorm, w.gate, w.up, w.down, w.gateBias, w.upBias, w.downBias]
-        return arrays.reduce(0.0) { total, a in total + (a ?? []).reduce(0.0) { $0 + Double(abs($1)) } }
+        DecoderLayerWeights.Field.allCases.reduce(0.0) { total, field in
+            total + (w[field] ?? []).reduce(0.0) { $0 + Double(abs($1)) }
+        }
     }
 }
