@@ -7,8 +7,8 @@ import SurgeonSurgery
 
 /// Options shared by every command that calibrates.
 struct CalibrationOptions: ParsableArguments {
-    @Option(help: "Calibration text (default: the shipped wikitext-2 validation split).")
-    var calib: String?
+    @Option(help: "Calibration text; repeat to mix corpora, the windows split evenly (default: the shipped wikitext-2 validation split; heal: that and the shipped C4 sample).")
+    var calib: [String] = []
 
     @Option(help: "Pre-tokenized calibration windows: a JSON array of equal-length arrays of ids.")
     var calibTokens: String?
@@ -32,7 +32,8 @@ struct CalibrationOptions: ParsableArguments {
 
     var memoryBudgetBytes: Int { ByteSize.parse(memoryBudget)! }
 
-    func load(for checkpoint: Checkpoint) throws -> CalibrationSet {
+    /// The calibration windows: `--calib-tokens`, the `--calib` texts, or else `defaults`.
+    func load(for checkpoint: Checkpoint, defaults: [ShippedCorpus] = [.wikiValid]) throws -> CalibrationSet {
         if let calibTokens {
             guard let data = FileManager.default.contents(atPath: calibTokens),
                   let windows = try? JSONDecoder().decode([[Int]].self, from: data) else {
@@ -44,13 +45,23 @@ struct CalibrationOptions: ParsableArguments {
             }
             return try CalibrationSet(windows: windows, corpus: calibTokens)
         }
-        guard let path = calib ?? CalibrationSet.defaultCorpusPath else {
-            throw InputError("the default calibration corpus is missing from the installation; pass --calib FILE")
+        var texts: [(name: String, text: String)] = []
+        if calib.isEmpty {
+            for corpus in defaults {
+                guard let path = corpus.path else {
+                    throw InputError("the shipped calibration corpus \(corpus.rawValue) is missing from the installation; pass --calib FILE")
+                }
+                texts.append((corpus.name, try readInput(prompt: nil, file: path)))
+            }
+        } else {
+            texts = try calib.map { ($0, try readInput(prompt: nil, file: $0)) }
         }
-        let text = try readInput(prompt: nil, file: path)
         let tokenizer = try TokenizerLoader.load(for: checkpoint)
-        return try CalibrationSet(text: text, corpus: calib == nil ? "wikitext-2-raw validation (shipped)" : path,
-                                  tokenizer: tokenizer, nsamples: nsamples, seqlen: seqlen, seed: seed)
+        do {
+            return try CalibrationSet(texts: texts, tokenizer: tokenizer, nsamples: nsamples, seqlen: seqlen, seed: seed)
+        } catch let short as CalibrationSet.TooShort {
+            throw InputError(short.description)
+        }
     }
 }
 

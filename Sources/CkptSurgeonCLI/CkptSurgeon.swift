@@ -26,7 +26,7 @@ struct CkptSurgeon: ParsableCommand {
         version: version,
         subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, PerplexityCommand.self,
                       GenerateCommand.self, LogitsCommand.self, ScoresCommand.self, MergeCommand.self,
-                      PruneCommand.self, VerifyCommand.self, ExportCommand.self, EvalCommand.self])
+                      PruneCommand.self, HealCommand.self, VerifyCommand.self, ExportCommand.self, EvalCommand.self])
 
     static func main() {
         // A file-size limit should fail a write with EFBIG (reported, output removed),

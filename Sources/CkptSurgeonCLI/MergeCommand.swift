@@ -118,23 +118,27 @@ struct MergeRuleOptions: ParsableArguments {
     }
 }
 
-/// Writes the pruner's stack and the manifest.
+/// Writes the pruner's stack (or `stack`, a healed copy of it) and the manifest.
 func writeSurgery(checkpoint: Checkpoint, pruner: LayerPruner, calibration: CalibrationSet?,
-                  method: SurgeryManifest.Method, out: SurgeryOutputOptions) throws {
+                  method: SurgeryManifest.Method, out: SurgeryOutputOptions,
+                  stack: LayerStack? = nil, healing: SurgeryManifest.Healing? = nil) throws {
     try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calibration, method: method,
-                     to: out.output, format: out.format, dtype: out.dtype, replace: out.force)
+                     to: out.output, format: out.format, dtype: out.dtype, replace: out.force, stack: stack, healing: healing)
 }
 
 func writeSurgery(checkpoint: Checkpoint, pruner: LayerPruner, calibration: CalibrationSet?,
                   method: SurgeryManifest.Method, to path: String, format: OutputFormat, dtype: DTypeChoice,
-                  replace: Bool) throws {
-    var writer = SurgeryWriter(checkpoint: checkpoint, stack: pruner.stack, format: format, dtype: dtype)
+                  replace: Bool, stack: LayerStack? = nil, healing: SurgeryManifest.Healing? = nil) throws {
+    let stack = stack ?? pruner.stack
+    var writer = SurgeryWriter(checkpoint: checkpoint, stack: stack, format: format, dtype: dtype)
     writer.methodName = method.name
+    writer.ggufSummary = SurgeryManifest.ggufSummary(method: method.name, sourceLayers: checkpoint.config.numHiddenLayers,
+                                                     layers: SurgeryManifest.provenance(stack).0, healing: healing)
     let bar = ProgressBar(label: "write")
     try writer.write(to: path, replace: replace, progress: bar.update) { hashes, files in
         try SurgeryManifest.make(toolVersion: CkptSurgeon.version, command: CommandLine.arguments, checkpoint: checkpoint,
                                  calibration: calibration, method: method, steps: pruner.steps,
-                                 stack: pruner.stack, format: format, hashes: hashes, files: files)
+                                 stack: stack, format: format, hashes: hashes, files: files, healing: healing)
     }
     bar.finish()
 }

@@ -95,6 +95,14 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "Continue from the surgery.json of a saved step.")
     var resume: String?
 
+    @Flag(help: "Heal right after pruning (see heal), with the same calibration and the input as teacher.")
+    var heal = false
+
+    @Option(help: "With --heal: merged, gaps or all (default: merged for merging methods, gaps for deletions).")
+    var healLayers: HealSelection?
+
+    @OptionGroup var refit: RefitOptions
+
     @OptionGroup var calibration: CalibrationOptions
     @OptionGroup var out: SurgeryOutputOptions
 
@@ -130,9 +138,10 @@ struct PruneCommand: ParsableCommand {
         }
         if let summary = baselineSummary {
             let usesCalibration = ![.reverse, .magnitude, .magnitudePlus, .mka].contains(method)
+            let (stack, healing) = try healIfAsked(pruner, checkpoint: checkpoint, calibration: calib)
             try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: usesCalibration ? calib : nil,
-                             method: baselineRecord, out: out)
-            print("\(summary) → \(out.output): \(pruner.stack.count) layers")
+                             method: baselineRecord, out: out, stack: stack, healing: healing)
+            print("\(summary) → \(out.output): \(pruner.stack.count) layers\(healedText(healing))")
             return
         }
         let record = SurgeryManifest.Method(
@@ -154,12 +163,36 @@ struct PruneCommand: ParsableCommand {
                              try save(pruner, step: pruner.steps.count, checkpoint: checkpoint, calibration: calib,
                                       method: record)
                          })
-        try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: record, out: out)
+        let (stack, healing) = try healIfAsked(pruner, checkpoint: checkpoint, calibration: calib)
+        try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: record, out: out,
+                         stack: stack, healing: healing)
         let recompute = (targetLayers + 1...layers).reduce(0, +)
         let forwards = pruner.layerForwards - forwardsBefore
         let what = method == .comeP ? "\(forwards) layer forwards incl. the ratio search"
             : "\(forwards) layer forwards; \(recompute) without resuming"
-        print("pruned \(layers) → \(pruner.stack.count) layers in \(pruner.steps.count) merges → \(out.output) (\(what))")
+        print("pruned \(layers) → \(pruner.stack.count) layers in \(pruner.steps.count) merges → \(out.output) (\(what))\(healedText(healing))")
+    }
+
+    /// Deletion methods leave gaps for the layer before them to absorb; merging methods
+    /// leave merged layers.
+    private var defaultHealSelection: HealSelection {
+        [.come, .comeP, .laco, .mka].contains(method) ? .merged : .gaps
+    }
+
+    /// With --heal, the pruned stack refitted against the input (and the healing record).
+    private func healIfAsked(_ pruner: LayerPruner, checkpoint: Checkpoint,
+                             calibration calib: CalibrationSet) throws -> (LayerStack?, SurgeryManifest.Healing?) {
+        guard heal else { return (nil, nil) }
+        var stack = pruner.stack
+        let provenance = (0..<stack.count).map { stack.originals($0) }
+        let healing = try refit.heal(teacher: checkpoint, student: checkpoint, stack: &stack, provenance: provenance,
+                                     selection: healLayers ?? defaultHealSelection, calibration: calib,
+                                     memoryBudget: calibration.memoryBudgetBytes, workspace: pruner.executor.workspace)
+        return (stack, healing)
+    }
+
+    private func healedText(_ healing: SurgeryManifest.Healing?) -> String {
+        healing.map { "; healed \($0.refits.count) layers, \(RefitOptions.summary($0.refits))" } ?? ""
     }
 
     private var baselineRecord: SurgeryManifest.Method {

@@ -26,17 +26,9 @@ struct VerifyCommand: ParsableCommand {
             throw FormatError(.io, path: manifestPath, "no surgery manifest")
         }
         let manifest = try SurgeryManifest.decode(data, path: manifestPath)
-        let actual = try SurgeryManifest.hashes(of: try SurgeryManifest.tensorFiles(of: output))
-        var problems: [String] = []
-        for (name, hash) in manifest.output.tensors.sorted(by: { $0.key < $1.key }) {
-            guard let got = actual[name] else { problems.append("missing tensor '\(name)'"); continue }
-            if got != hash { problems.append("tensor '\(name)': xxh3 \(got), manifest says \(hash)") }
-        }
-        for name in actual.keys.sorted() where manifest.output.tensors[name] == nil {
-            problems.append("tensor '\(name)' is not in the manifest")
-        }
+        let problems = try manifest.mismatches(of: output)
         if problems.isEmpty {
-            print("OK: \(actual.count) tensors match \(manifestPath)")
+            print("OK: \(manifest.output.tensors.count) tensors match \(manifestPath)")
             return
         }
         for p in problems { print(p) }

@@ -21,6 +21,33 @@ public enum BLAS {
                     a, Int32(lda ?? k), b, Int32(ldb ?? n), beta, c, Int32(ldc ?? n))
     }
 
+    /// C[n×n] += Aᵀ·A for A[m×n] (f64, row-major); only the upper triangle of C is written.
+    public static func addGramUpper(_ a: UnsafePointer<Double>, _ c: UnsafeMutablePointer<Double>, m: Int, n: Int) {
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(m), 1, a, Int32(n), 1, c, Int32(n))
+    }
+
+    /// C[p×n] += Bᵀ·A for B[m×p] and A[m×n] (f64, row-major).
+    public static func addTransposedProduct(_ b: UnsafePointer<Double>, _ a: UnsafePointer<Double>,
+                                            _ c: UnsafeMutablePointer<Double>, m: Int, n: Int, p: Int) {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(p), Int32(n), Int32(m), 1,
+                    b, Int32(p), a, Int32(n), 1, c, Int32(n))
+    }
+
+    /// Cholesky factorisation of the symmetric positive definite a[n×n] (LAPACK dpotrf on
+    /// the triangle that row-major storage calls upper); false if a is not positive definite.
+    public static func choleskyUpper(_ a: UnsafeMutablePointer<Double>, n: Int) -> Bool {
+        var uplo = CChar(UInt8(ascii: "L")), order = Int32(n), info: Int32 = 0
+        dpotrf_(&uplo, &order, a, &order, &info)
+        return info == 0
+    }
+
+    /// Solves a·X = B with a factored by `choleskyUpper`, for the `rhs` right-hand sides
+    /// stored as the rows of b[rhs×n] (overwritten with the solutions, one per row).
+    public static func choleskySolveUpper(_ a: UnsafePointer<Double>, _ b: UnsafeMutablePointer<Double>, n: Int, rhs: Int) {
+        var uplo = CChar(UInt8(ascii: "L")), order = Int32(n), count = Int32(rhs), info: Int32 = 0
+        dpotrs_(&uplo, &order, &count, a, &order, b, &order, &info)
+    }
+
     /// Threads OpenBLAS uses (OPENBLAS_NUM_THREADS, or its default).
     public static var threads: Int { Int(openblas_get_num_threads()) }
 }

@@ -44,14 +44,14 @@ final class ScratchBuffer {
 public final class LayerWorkspace {
     let normed = ScratchBuffer(), q = ScratchBuffer(), k = ScratchBuffer(), v = ScratchBuffer()
     let attention = ScratchBuffer(), gate = ScratchBuffer(), up = ScratchBuffer()
-    let scores = ScratchBuffer(), input = ScratchBuffer()
+    let scores = ScratchBuffer(), input = ScratchBuffer(), residual = ScratchBuffer()
 
     public init() {}
 
     func reserve(rows: Int, shape: LayerShape, sequenceLength: Int) {
         for (buffer, width) in [(normed, shape.hidden), (q, shape.qWidth), (k, shape.kvWidth), (v, shape.kvWidth),
                                 (attention, shape.qWidth), (gate, shape.intermediate),
-                                (up, shape.intermediate), (input, shape.hidden)] {
+                                (up, shape.intermediate), (input, shape.hidden), (residual, shape.hidden)] {
             buffer.reserve(rows * width)
         }
         scores.reserve(sequenceLength * sequenceLength)
@@ -99,6 +99,7 @@ public enum DecoderLayer {
                             out: attention + base * s.qWidth, length: length, shape: s, scores: ws.scores.pointer)
         }
         projectAdding(attention, w.o, w.oBias, into: x, rows: rows, out: s.hidden, in: s.qWidth)
+        if observe != nil { ws.residual.pointer.update(from: x, count: rows * s.hidden) }
 
         // MLP block.
         w.postAttentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, n, rows: rows, n: s.hidden, eps: s.eps) }
@@ -111,6 +112,7 @@ public enum DecoderLayer {
             firstSequence: firstSequence, sequenceLength: length, rows: rows,
             input: UnsafeBufferPointer(start: ws.input.pointer, count: rows * s.hidden),
             attentionOutput: UnsafeBufferPointer(start: attention, count: rows * s.qWidth),
+            postAttention: UnsafeBufferPointer(start: ws.residual.pointer, count: rows * s.hidden),
             mlpIntermediate: UnsafeBufferPointer(start: gate, count: rows * s.intermediate),
             output: UnsafeBufferPointer(start: x, count: rows * s.hidden)))
     }

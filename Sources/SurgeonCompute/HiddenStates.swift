@@ -50,6 +50,15 @@ public final class HiddenStates: @unchecked Sendable {
         }
     }
 
+    /// Read-only access to chunk `index` (the sequences `chunks[index]`) outside a pass:
+    /// healing reads the teacher's states chunk by chunk while the student's pass runs.
+    public func withChunk<R>(_ index: Int, _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
+        if let memory {
+            return try memory.withUnsafeBufferPointer { try body($0.baseAddress! + chunks[index].lowerBound * length * width) }
+        }
+        return try spill!.withChunk(index, body)
+    }
+
     private init(copying other: HiddenStates) throws {
         sequences = other.sequences
         length = other.length
@@ -165,6 +174,20 @@ final class SpillFile {
         let old = current.fd
         current = (next, written)
         next = old
+    }
+
+    /// Chunk `index` decoded into a temporary buffer (zeros if it was never written).
+    func withChunk<R>(_ index: Int, _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: chunkFloats)
+        defer { buffer.deallocate() }
+        if index < current.offsets.count {
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: ZSTD_compressBound(chunkFloats * 4), alignment: 16)
+            defer { scratch.deallocate() }
+            try readChunk(current.offsets[index], into: buffer, scratch: scratch)
+        } else {
+            buffer.initialize(repeating: 0, count: chunkFloats)
+        }
+        return try body(buffer)
     }
 
     /// An independent copy of the current chunks.

@@ -9,6 +9,9 @@ public struct LayerActivations {
     public let input: UnsafeBufferPointer<Float>
     /// Concatenated head outputs: the input of `o_proj` (heads × head_dim wide).
     public let attentionOutput: UnsafeBufferPointer<Float>
+    /// h = x + o_proj(attention): the residual stream between the two blocks, which the
+    /// MLP adds to (hidden size wide). Healing fits `down_proj` against it.
+    public let postAttention: UnsafeBufferPointer<Float>
     /// act(gate) · up: the input of `down_proj` (intermediate size wide).
     public let mlpIntermediate: UnsafeBufferPointer<Float>
     /// The layer's output (hidden size wide).

@@ -22,9 +22,13 @@ public final class StreamingExecutor {
     /// Layer forwards executed (one per layer per pass), for the resume benchmark.
     public private(set) var layerForwards = 0
 
-    private let workspace = LayerWorkspace()
+    /// Scratch buffers of one chunk (about 116 MB at SmolLM2's width and 4096 tokens);
+    /// executors that run one after the other can share them.
+    public let workspace: LayerWorkspace
 
-    public init(checkpoint: Checkpoint, memoryBudget: Int = 2 << 30, chunkTokens: Int = 4096) throws {
+    public init(checkpoint: Checkpoint, memoryBudget: Int = 2 << 30, chunkTokens: Int = 4096,
+                workspace: LayerWorkspace = LayerWorkspace()) throws {
+        self.workspace = workspace
         self.checkpoint = checkpoint
         shape = LayerShape(checkpoint.config)
         rope = RotaryEmbedding(checkpoint: checkpoint)

@@ -6,9 +6,20 @@ import SurgeonSurgery
 /// `surgery.json`: everything needed to reproduce, audit and distil a surgery result.
 /// The schema is versioned (`schema`) and documented in the README.
 public struct SurgeryManifest: Codable, Sendable {
-    public static let schemaVersion = "ckpt-surgeon.surgery/1"
+    public static func calibrationRecord(_ c: CalibrationSet) -> Calibration {
+        Calibration(corpus: c.corpus, corpusXxh3: c.corpusXXH3, nsamples: c.nsamples, seqlen: c.seqlen,
+                    seed: c.seed, corpusTokens: c.corpusTokens)
+    }
+
+    /// /2 added `healing`; /1 manifests (no healing) read unchanged.
+    public static let schemaVersion = "ckpt-surgeon.surgery/2"
 
     public struct Tool: Codable, Sendable {
+        public init(version: String, command: [String]) {
+            self.version = version
+            self.command = command
+        }
+
         public var name = "ckpt-surgeon"
         public var version: String
         public var command: [String]
@@ -79,11 +90,50 @@ public struct SurgeryManifest: Codable, Sendable {
     }
 
     public struct Output: Codable, Sendable {
+        public init(format: String, layers: Int, files: [String], tensors: [String: String]) {
+            self.format = format
+            self.layers = layers
+            self.files = files
+            self.tensors = tensors
+        }
+
         public var format: String
         public var layers: Int
         public var files: [String]
         /// XXH3-64 of each output tensor's stored bytes, by stored name.
         public var tensors: [String: String]
+    }
+
+    /// What `heal` (or `prune --heal`) refitted, and on which calibration.
+    public struct Healing: Codable, Sendable {
+        public init(ridge: Double, layers: String, calibration: Calibration, refits: [LayerRefit], student: Student?) {
+            self.ridge = ridge
+            self.layers = layers
+            self.calibration = calibration
+            self.refits = refits
+            self.student = student
+        }
+
+        /// Closed-form ridge least squares of each chosen layer's down_proj (SPEC §9).
+        public var method = "ridge-down_proj"
+        public var ridge: Double
+        /// The layer selection asked for: merged, gaps or all.
+        public var layers: String
+        public var calibration: Calibration
+        public var refits: [LayerRefit]
+        /// The model that was healed, when it was read from disk (`heal`): its path and the
+        /// output record of its own manifest.
+        public var student: Student?
+    }
+
+    public struct Student: Codable, Sendable {
+        public init(path: String, output: Output) {
+            self.path = path
+            self.output = output
+        }
+
+        public var path: String
+        public var output: Output
     }
 
     public var schema = SurgeryManifest.schemaVersion
@@ -94,6 +144,7 @@ public struct SurgeryManifest: Codable, Sendable {
     public var steps: [MergeStep]
     public var layers: [LayerProvenance]
     public var distillationPairs: [Pair]
+    public var healing: Healing?
     public var output: Output
 
     public func encoded() throws -> Data {
@@ -155,20 +206,50 @@ extension SurgeryManifest {
     /// A summary for GGUF metadata, so an exported model still says where its layers came
     /// from when the JSON is not beside it: output layer i replaces original layers
     /// `layer_first[i]...layer_last[i]`.
-    public static func ggufSummary(method: String, sourceLayers: Int,
-                                   layers: [LayerProvenance]) -> [(key: String, value: GGUFValue)] {
+    /// With `healing`, also `ckpt_surgeon.healing.method`, `.ridge` and `.layers` (the
+    /// output layers refitted).
+    public static func ggufSummary(method: String, sourceLayers: Int, layers: [LayerProvenance],
+                                   healing: Healing? = nil) -> [(key: String, value: GGUFValue)] {
         let k = "ckpt_surgeon.surgery"
-        return [
+        var summary: [(key: String, value: GGUFValue)] = [
             ("\(k).schema", .string(schemaVersion)),
             ("\(k).method", .string(method)),
             ("\(k).source_layers", .uint32(UInt32(sourceLayers))),
             ("\(k).layer_first", .array(.int32, layers.map { .int32(Int32($0.original[0])) })),
             ("\(k).layer_last", .array(.int32, layers.map { .int32(Int32($0.original[1])) })),
         ]
+        if let healing {
+            summary += [
+                ("ckpt_surgeon.healing.method", .string(healing.method)),
+                ("ckpt_surgeon.healing.ridge", .float32(Float(healing.ridge))),
+                ("ckpt_surgeon.healing.layers", .array(.int32, healing.refits.map { .int32(Int32($0.layer)) })),
+            ]
+        }
+        return summary
     }
 
     public var ggufSummary: [(key: String, value: GGUFValue)] {
-        Self.ggufSummary(method: method.name, sourceLayers: source.layers, layers: layers)
+        Self.ggufSummary(method: method.name, sourceLayers: source.layers, layers: layers, healing: healing)
+    }
+
+    /// Every way the tensors of `output` differ from this manifest's record of them (empty
+    /// when they match): what `verify` prints.
+    public func mismatches(of output: String) throws -> [String] {
+        let actual = try Self.hashes(of: try Self.tensorFiles(of: output))
+        return Self.mismatches(actual, expected: self.output.tensors)
+    }
+
+    /// Tensors missing from, differing from or extra to `expected`, by name.
+    public static func mismatches(_ actual: [String: String], expected: [String: String]) -> [String] {
+        var problems: [String] = []
+        for (name, hash) in expected.sorted(by: { $0.key < $1.key }) {
+            guard let got = actual[name] else { problems.append("missing tensor '\(name)'"); continue }
+            if got != hash { problems.append("tensor '\(name)': xxh3 \(got), manifest says \(hash)") }
+        }
+        for name in actual.keys.sorted() where expected[name] == nil {
+            problems.append("tensor '\(name)' is not in the manifest")
+        }
+        return problems
     }
 
     /// XXH3 of the source's config.json (or of its config, for a GGUF): what a resumed
@@ -183,7 +264,7 @@ extension SurgeryManifest {
     /// The manifest fields every surgery command fills the same way.
     public static func make(toolVersion: String, command: [String], checkpoint: Checkpoint, calibration: CalibrationSet?,
                             method: Method, steps: [MergeStep], stack: LayerStack, format: OutputFormat,
-                            hashes: [String: String], files: [String]) throws -> SurgeryManifest {
+                            hashes: [String: String], files: [String], healing: Healing? = nil) throws -> SurgeryManifest {
         let (layers, pairs) = provenance(stack)
         let sourceFiles = try tensorFiles(of: checkpoint.path)
         return SurgeryManifest(
@@ -191,11 +272,8 @@ extension SurgeryManifest {
             source: Source(path: checkpoint.path, format: checkpoint.format.rawValue,
                            configXxh3: try configHash(of: checkpoint),
                            layers: checkpoint.config.numHiddenLayers, tensors: try SurgeryManifest.hashes(of: sourceFiles)),
-            calibration: calibration.map {
-                Calibration(corpus: $0.corpus, corpusXxh3: $0.corpusXXH3, nsamples: $0.nsamples, seqlen: $0.seqlen,
-                            seed: $0.seed, corpusTokens: $0.corpusTokens)
-            },
-            method: method, steps: steps, layers: layers, distillationPairs: pairs,
+            calibration: calibration.map(calibrationRecord),
+            method: method, steps: steps, layers: layers, distillationPairs: pairs, healing: healing,
             output: Output(format: format.rawValue, layers: stack.count, files: files, tensors: hashes))
     }
 }

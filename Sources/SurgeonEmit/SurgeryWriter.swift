@@ -15,6 +15,9 @@ public struct SurgeryWriter {
     public var maxShardBytes = 5_000_000_000
     /// The method name for the GGUF surgery summary (`ckpt_surgeon.surgery.*`).
     public var methodName = "come"
+    /// The GGUF surgery summary, when it is not the stack's own (a healed student keeps
+    /// the provenance its manifest records).
+    public var ggufSummary: [(key: String, value: GGUFValue)]?
 
     public init(checkpoint: Checkpoint, stack: LayerStack, format: OutputFormat, dtype: DTypeChoice) {
         self.checkpoint = checkpoint
@@ -48,7 +51,7 @@ public struct SurgeryWriter {
                     let suffix = spec.name.dropFirst(TensorLayout.layerPrefix(j).count)
                     if let w = try copy(spec.name, as: TensorLayout.layerPrefix(i) + suffix) { out.append(w) }
                 }
-            case .merged(let layer, let originals):
+            case .built(let layer, let originals):
                 for (suffix, shape, field) in DecoderLayerWeights.namedFields(c, has: { layer.count($0) != nil }) {
                     let name = TensorLayout.layerPrefix(i) + suffix
                     // A merged tensor keeps the dtype its first source tensor had, where
@@ -97,7 +100,7 @@ public struct SurgeryWriter {
             try OutputFile.refuseExisting(path, replace: replace)
             var exporter = GGUFExporter(checkpoint: checkpoint, tensors: writers.map { (TensorNames.gguf(fromHF: $0.name) ?? $0.name, $0) })
             exporter.config = config
-            exporter.extraMetadata = SurgeryManifest.ggufSummary(
+            exporter.extraMetadata = ggufSummary ?? SurgeryManifest.ggufSummary(
                 method: methodName, sourceLayers: checkpoint.config.numHiddenLayers,
                 layers: SurgeryManifest.provenance(stack).0)
             try Converter.requireSpace(writers.reduce(0) { $0 + $1.outputByteCount }, at: path)

@@ -21,19 +21,34 @@ public struct CalibrationSet: Sendable {
 
     /// Windows from `text`: offsets drawn uniformly from [0, tokens − seqlen] with SplitMix64.
     public init(text: String, corpus: String, tokenizer: Tokenizer, nsamples: Int, seqlen: Int, seed: UInt64) throws {
-        let ids = tokenizer.encode(text)
-        guard ids.count > seqlen else {
-            throw TooShort(description: "\(corpus): \(ids.count) tokens, fewer than one window of \(seqlen)")
+        try self.init(texts: [(corpus, text)], tokenizer: tokenizer, nsamples: nsamples, seqlen: seqlen, seed: seed)
+    }
+
+    /// Windows from several corpora, split as evenly as possible (the first ones take the
+    /// remainder): corpus k draws its offsets with SplitMix64 seeded `seed + k`, so a
+    /// single corpus gives the same windows as `init(text:…)`.
+    public init(texts: [(name: String, text: String)], tokenizer: Tokenizer, nsamples: Int, seqlen: Int,
+                seed: UInt64) throws {
+        var windows: [[Int]] = [], tokens = 0
+        for (k, source) in texts.enumerated() {
+            let ids = tokenizer.encode(source.text)
+            guard ids.count > seqlen else {
+                throw TooShort(description: "\(source.name): \(ids.count) tokens, fewer than one window of \(seqlen)")
+            }
+            let share = nsamples / texts.count + (k < nsamples % texts.count ? 1 : 0)
+            var rng = SplitMix64(seed: seed &+ UInt64(k))
+            windows += (0..<share).map { _ in
+                let start = Int(rng.next() % UInt64(ids.count - seqlen))
+                return Array(ids[start..<(start + seqlen)])
+            }
+            tokens += ids.count
         }
-        var rng = SplitMix64(seed: seed)
-        windows = (0..<nsamples).map { _ in
-            let start = Int(rng.next() % UInt64(ids.count - seqlen))
-            return Array(ids[start..<(start + seqlen)])
-        }
-        self.corpus = corpus
-        corpusXXH3 = Array(text.utf8).withUnsafeBytes { XXH3Hasher.hex(XXH3Hasher.hash($0)) }
+        self.windows = windows
+        corpus = texts.map(\.name).joined(separator: " + ")
+        let joined = texts.map(\.text).joined(separator: "\u{0}")
+        corpusXXH3 = Array(joined.utf8).withUnsafeBytes { XXH3Hasher.hex(XXH3Hasher.hash($0)) }
         self.seed = seed
-        corpusTokens = ids.count
+        corpusTokens = tokens
     }
 
     /// Pre-tokenized windows (a JSON array of equal-length arrays of ids).
@@ -63,9 +78,26 @@ public struct SplitMix64: RandomNumberGenerator {
     }
 }
 
+/// A calibration text that ships inside the tool (Sources/SurgeonSurgery/Resources, with
+/// its licence beside it).
+public enum ShippedCorpus: String, CaseIterable, Sendable {
+    /// The wikitext-2 raw validation split (CC BY-SA 3.0): the default for calibration.
+    case wikiValid = "wiki.valid.raw"
+    /// 500 documents of the C4 English validation split (ODC-BY), taken from the second
+    /// half of the 2,000-document sample so they are far from the windows evaluated.
+    case c4 = "c4-calibration.txt"
+
+    public var name: String {
+        switch self {
+        case .wikiValid: "wikitext-2-raw validation (shipped)"
+        case .c4: "C4 validation sample (shipped)"
+        }
+    }
+
+    public var path: String? { Bundle.module.url(forResource: rawValue, withExtension: nil)?.path }
+}
+
 extension CalibrationSet {
     /// The shipped default corpus (wikitext-2 raw validation split, CC BY-SA 3.0).
-    public static var defaultCorpusPath: String? {
-        Bundle.module.url(forResource: "wiki.valid.raw", withExtension: nil)?.path
-    }
+    public static var defaultCorpusPath: String? { ShippedCorpus.wikiValid.path }
 }

@@ -3,11 +3,12 @@ import SurgeonFormats
 import SurgeonModel
 
 /// The layers of the model under surgery, in order: each is an original layer of the
-/// checkpoint, or a merged layer (f32, parked on disk) with the original layers it replaces.
+/// checkpoint, or a layer surgery built (f32, parked on disk) with the original layers it
+/// stands for: a merge of several, or a refit of one or more (healing).
 public struct LayerStack: Sendable {
     public enum Layer: Sendable {
         case original(Int)
-        case merged(SpilledLayer, originals: ClosedRange<Int>)
+        case built(SpilledLayer, originals: ClosedRange<Int>)
     }
 
     public private(set) var layers: [Layer]
@@ -22,19 +23,17 @@ public struct LayerStack: Sendable {
     public func originals(_ i: Int) -> ClosedRange<Int> {
         switch layers[i] {
         case .original(let j): j...j
-        case .merged(_, let r): r
+        case .built(_, let r): r
         }
     }
 
-    public func isMerged(_ i: Int) -> Bool {
-        if case .merged = layers[i] { return true }
-        return false
-    }
+    /// Whether layer `i` stands for more than one original layer.
+    public func isMerged(_ i: Int) -> Bool { originals(i).count > 1 }
 
     public func weights(_ i: Int, checkpoint: Checkpoint) throws -> DecoderLayerWeights {
         switch layers[i] {
         case .original(let j): try DecoderLayerWeights.load(from: checkpoint, layer: j)
-        case .merged(let w, _): try w.load()
+        case .built(let w, _): try w.load()
         }
     }
 
@@ -46,7 +45,12 @@ public struct LayerStack: Sendable {
     /// Replaces the layers in `window` by one merged layer.
     public mutating func replace(_ window: Range<Int>, with weights: DecoderLayerWeights) throws {
         let originals = originals(window.lowerBound).lowerBound...originals(window.upperBound - 1).upperBound
-        layers.replaceSubrange(window, with: [.merged(try SpilledLayer(weights), originals: originals)])
+        layers.replaceSubrange(window, with: [.built(try SpilledLayer(weights), originals: originals)])
+    }
+
+    /// Replaces layer `i`'s weights (a refit), keeping the original layers it stands for.
+    public mutating func rewrite(_ i: Int, with weights: DecoderLayerWeights) throws {
+        layers[i] = .built(try SpilledLayer(weights), originals: originals(i))
     }
 }
 

@@ -4,11 +4,14 @@ public enum SurgeryError: Error, CustomStringConvertible {
     case inconsistentSteps(String)
     /// The method cannot reach the requested depth on this model.
     case unsupported(String)
+    /// A refit could not be solved (heal).
+    case healing(String)
 
     public var description: String {
         switch self {
         case .inconsistentSteps(let problem): "cannot replay the recorded steps: \(problem)"
         case .unsupported(let problem): problem
+        case .healing(let problem): "cannot heal \(problem)"
         }
     }
 }

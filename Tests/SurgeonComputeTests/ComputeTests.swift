@@ -187,3 +187,42 @@ final class ExecutorTests: XCTestCase {
         }
     }
 }
+
+final class RidgeRegressionTests: XCTestCase {
+    /// y = W·x + b exactly, over more rows than inputs: a tiny ridge recovers W and b.
+    func testRecoversAnExactLinearMapWithItsIntercept() throws {
+        let inputs = 6, outputs = 3, rows = 200
+        var rng = SystemRandomNumberGenerator()
+        let w = (0..<outputs * inputs).map { _ in Float.random(in: -1...1, using: &rng) }
+        let b = (0..<outputs).map { _ in Float.random(in: -1...1, using: &rng) }
+        let x = (0..<rows * inputs).map { _ in Float.random(in: -2...2, using: &rng) }
+        var y = [Float](repeating: 0, count: rows * outputs)
+        for r in 0..<rows {
+            for o in 0..<outputs {
+                y[r * outputs + o] = b[o] + (0..<inputs).reduce(0) { $0 + w[o * inputs + $1] * x[r * inputs + $1] }
+            }
+        }
+        let zeros = [Float](repeating: 0, count: rows * outputs)
+        let fit = RidgeRegression(inputs: inputs, outputs: outputs, intercept: true)
+        // Two blocks of rows, to check that accumulation sums them.
+        fit.add(x: x, target: y, minus: zeros, rows: 120)
+        fit.add(x: Array(x[(120 * inputs)...]), target: Array(y[(120 * outputs)...]), minus: zeros, rows: 80)
+        let solution = try fit.solve(ridge: 1e-12)
+        XCTAssertEqual(solution.ridge, 1e-12)
+        for (got, want) in zip(solution.weights, w) { XCTAssertEqual(got, want, accuracy: 1e-4) }
+        for (got, want) in zip(solution.bias!, b) { XCTAssertEqual(got, want, accuracy: 1e-4) }
+    }
+
+    /// With fewer rows than inputs the system is singular at λ = 0-ish; the solve grows λ
+    /// and says which it used. Inputs that are zero everywhere are an error.
+    func testSingularSystemsFallBackAndZeroInputsFail() throws {
+        let fit = RidgeRegression(inputs: 8, outputs: 1, intercept: false)
+        let x: [Float] = (0..<16).map { Float($0 % 3) }
+        fit.add(x: x, target: [1, 2], minus: [0, 0], rows: 2)
+        let solution = try fit.solve(ridge: 1e-300)
+        XCTAssertGreaterThan(solution.ridge, 1e-300)
+        let zero = RidgeRegression(inputs: 4, outputs: 1, intercept: false)
+        zero.add(x: [Float](repeating: 0, count: 8), target: [1, 1], minus: [0, 0], rows: 2)
+        XCTAssertThrowsError(try zero.solve(ridge: 0.1))
+    }
+}

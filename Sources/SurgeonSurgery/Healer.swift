@@ -1,0 +1,164 @@
+import Foundation
+import SurgeonCompute
+import SurgeonFormats
+import SurgeonModel
+
+/// Which layers of a pruned model a heal refits (SPEC §9).
+public enum HealSelection: String, Sendable, Codable, CaseIterable {
+    /// Layers standing for more than one original layer, each fitted to the teacher's
+    /// stream after the last of them.
+    case merged
+    /// Also the layer before each run of deleted layers, fitted to the teacher's stream
+    /// after the run, so that it absorbs the run.
+    case gaps
+    /// Every layer, each fitted to the teacher's stream entering the next one.
+    case all
+}
+
+/// One refitted layer, as the manifest records it.
+public struct LayerRefit: Sendable, Codable {
+    /// The output layer refitted, and the original layers it stands for ([first, last]).
+    public var layer: Int
+    public var original: [Int]
+    /// The teacher layer whose output the refit matches.
+    public var target: Int
+    /// Mean squared error of the layer's output against the teacher's, per element, over
+    /// the calibration tokens, with the old and the new `down_proj`.
+    public var mseBefore: Double
+    public var mseAfter: Double
+    /// The relative ridge used (larger than asked only if the system was singular).
+    public var ridge: Double
+}
+
+/// Closed-form recovery of a pruned model (SPEC §9): for each chosen layer b, the
+/// `down_proj` (and its bias, where the family has one) that best maps the student's own
+/// post-attention stream to the teacher's stream after the original layers b replaces:
+///
+///     min_W Σ ‖T − h_b − A_b·Wᵀ‖² + λ·mean(diag AᵀA)·‖W‖²
+///
+/// Teacher and student run over the calibration windows in lockstep, one layer at a
+/// time, through streaming executors; the student runs from its own input with every
+/// earlier refit applied, so errors do not compound.
+public struct Healer {
+    public struct Options: Sendable {
+        public var selection: HealSelection = .merged
+        /// λ, relative to the mean of diag(AᵀA).
+        public var ridge = 0.1
+        public var memoryBudget = 2 << 30
+        public init() {}
+    }
+
+    public let teacher: Checkpoint
+    public let student: Checkpoint
+    /// For each student layer, the teacher layers it stands for.
+    public let provenance: [ClosedRange<Int>]
+    public let options: Options
+    /// Shared by the teacher's and the student's executors, which take turns.
+    private let workspace: LayerWorkspace
+
+    public init(teacher: Checkpoint, student: Checkpoint, provenance: [ClosedRange<Int>], options: Options,
+                workspace: LayerWorkspace = LayerWorkspace()) {
+        self.teacher = teacher
+        self.student = student
+        self.provenance = provenance
+        self.options = options
+        self.workspace = workspace
+    }
+
+    /// The student layers to refit, each with the teacher layer whose output it must match.
+    public static func plan(provenance: [ClosedRange<Int>], teacherLayers: Int,
+                            selection: HealSelection) -> [(layer: Int, target: Int)] {
+        provenance.indices.compactMap { i in
+            let range = provenance[i]
+            // The teacher's stream entering the next student layer's first original.
+            let beforeNext = (i + 1 < provenance.count ? provenance[i + 1].lowerBound : teacherLayers) - 1
+            switch selection {
+            case .merged: return range.count > 1 ? (i, range.upperBound) : nil
+            case .gaps: return range.count > 1 || beforeNext > range.upperBound ? (i, beforeNext) : nil
+            case .all: return (i, beforeNext)
+            }
+        }
+    }
+
+    /// Refits the planned layers of `stack` (the student's layers, read from `student`)
+    /// over `calibration`, replacing each in `stack`; returns what each refit did.
+    public func heal(_ stack: inout LayerStack, calibration: CalibrationSet,
+                     log: (String) -> Void = { _ in }) throws -> [LayerRefit] {
+        let plan = Self.plan(provenance: provenance, teacherLayers: teacher.config.numHiddenLayers,
+                             selection: options.selection)
+        guard let last = plan.last?.layer else { return [] }
+        let targets = Dictionary(uniqueKeysWithValues: plan.map { ($0.layer, $0.target) })
+        let teacherRun = try StreamingExecutor(checkpoint: teacher, memoryBudget: options.memoryBudget / 3, workspace: workspace)
+        let studentRun = try StreamingExecutor(checkpoint: student, memoryBudget: options.memoryBudget / 3, workspace: workspace)
+        let teacherStates = try teacherRun.embed(calibration.windows)
+        var studentStates = try studentRun.embed(calibration.windows)
+        var teacherDone = 0
+        var refits: [LayerRefit] = []
+        let started = Date()
+        for b in 0...last {
+            var weights = try stack.weights(b, checkpoint: student)
+            studentRun.layerWeights = { [weights] _ in weights }
+            guard let target = targets[b] else {
+                try studentRun.run(studentStates, layers: b..<(b + 1))
+                continue
+            }
+            try teacherRun.run(teacherStates, layers: teacherDone..<(target + 1))
+            teacherDone = target + 1
+            let input = try studentStates.copy(memoryBudget: options.memoryBudget / 3)
+            let fit = RidgeRegression(inputs: student.config.intermediateSize, outputs: student.config.hiddenSize,
+                                      intercept: weights.downBias != nil)
+            let before = try run(studentRun, studentStates, layer: b, against: teacherStates) { a, t in
+                fit.add(x: a.mlpIntermediate.baseAddress!, target: t, minus: a.postAttention.baseAddress!, rows: a.rows)
+            }
+            let solution: RidgeRegression.Solution
+            do {
+                solution = try fit.solve(ridge: options.ridge)
+            } catch let failure as RidgeRegression.Failure {
+                throw SurgeryError.healing("layer \(b): \(failure)")
+            }
+            if solution.ridge != options.ridge {
+                log("layer \(b): the system was singular at ridge \(options.ridge); solved at ridge \(solution.ridge)")
+            }
+            weights.down = solution.weights
+            weights.downBias = solution.bias
+            studentStates = input
+            studentRun.layerWeights = { [weights] _ in weights }
+            let after = try run(studentRun, studentStates, layer: b, against: teacherStates) { _, _ in }
+            try stack.rewrite(b, with: weights)
+            let range = provenance[b]
+            refits.append(LayerRefit(layer: b, original: [range.lowerBound, range.upperBound], target: target,
+                                     mseBefore: before, mseAfter: after, ridge: solution.ridge))
+            let elapsed = Date().timeIntervalSince(started)
+            let eta = elapsed / Double(b + 1) * Double(last - b)
+            log(String(format: "layer %d (originals %d–%d → teacher %d): output MSE %.5g → %.5g  [%d/%d refits, %.0f s, eta %.0f s]",
+                       b, range.lowerBound, range.upperBound, target, before, after, refits.count, plan.count, elapsed, eta))
+        }
+        return refits
+    }
+
+    /// Runs student layer `layer` over `states` in place; `visit` sees each chunk's
+    /// activations with the teacher's states for the same tokens. Returns the output's
+    /// mean squared error against the teacher per element.
+    private func run(_ executor: StreamingExecutor, _ states: HiddenStates, layer: Int, against teacher: HiddenStates,
+                     visit: @escaping (LayerActivations, UnsafePointer<Float>) -> Void) throws -> Double {
+        precondition(states.chunkSequences == teacher.chunkSequences, "teacher and student chunk alike")
+        var squared = 0.0, count = 0
+        var failure: Error?
+        try executor.run(states, layers: layer..<(layer + 1), observe: { _, a in
+            do {
+                try teacher.withChunk(a.firstSequence / teacher.chunkSequences) { t in
+                    visit(a, t)
+                    for i in 0..<a.output.count {
+                        let d = Double(a.output[i]) - Double(t[i])
+                        squared += d * d
+                    }
+                    count += a.output.count
+                }
+            } catch {
+                failure = error
+            }
+        })
+        if let failure { throw failure }
+        return squared / Double(max(count, 1))
+    }
+}
