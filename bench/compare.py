@@ -1,7 +1,9 @@
 """Runs every pruning method at several depths and evaluates each result (the comparison
 table of the CoMe paper, on a model you have): wikitext-2 test and C4 validation
-perplexity, wall time and peak RSS of each `prune`. Writes table.md, results.json,
-results.csv and ppl.png to --out; prints the table.
+perplexity, wall time and peak RSS of each `prune`. With --heal (the default), every
+pruned model is also healed (`ckpt-surgeon heal`, its default calibration; deletion
+methods with --layers gaps) and gets a healed row with the heal's wall time and peak RSS.
+Writes table.md, results.json, results.csv and ppl.png to --out; prints the table.
 
 Progressive methods (come, come-p, sleb) run once to the smallest depth with
 --save-steps: the model after k steps is exactly what a run to depth L - k produces, so
@@ -26,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CKPT_SHARED", REPO.parent / "shared"))
 CLI = os.environ.get("CKPT_SURGEON", str(REPO / ".build/release/ckpt-surgeon"))
 PROGRESSIVE = {"come", "come-p", "sleb"}
+MERGING = {"come", "come-p", "laco", "mka"}
 ALL_METHODS = ["come", "come-p", "shortgpt", "reverse", "magnitude", "magnitude+", "sleb", "laco", "mka"]
 
 
@@ -67,7 +70,7 @@ def memory_summary(rows):
     if not come:
         return None
     summary = {"come_prune_mb": come[0]}
-    for kind in ("prune", "ppl"):
+    for kind in ("prune", "heal", "ppl"):
         peaks = [p for p in PEAKS if p[1] == kind]
         if peaks:
             rss, _, what = max(peaks)
@@ -90,6 +93,8 @@ def main():
     ap.add_argument("--granularity", type=int, default=20)
     ap.add_argument("--windows", type=int, default=16, help="ctx-512 windows of wikitext-2 test")
     ap.add_argument("--c4-windows", type=int, default=16, help="ctx-512 windows of the C4 sample")
+    ap.add_argument("--heal", action=argparse.BooleanOptionalAction, default=True,
+                    help="also heal every pruned model (default on)")
     ap.add_argument("--out", default=str(REPO / "bench/out/compare"))
     args = ap.parse_args()
     targets = sorted({int(t) for t in args.targets.split(",")}, reverse=True)
@@ -105,7 +110,7 @@ def main():
     depth = layer_count(args.model)
     calib = ["--nsamples", args.nsamples, "--seqlen", args.seqlen]
     log(f"original ({depth} layers)")
-    rows = [{"method": "original", "layers": depth, "wiki_ppl": perplexity(args.model, wiki, args.windows),
+    rows = [{"method": "original", "layers": depth, "healed": False, "wiki_ppl": perplexity(args.model, wiki, args.windows),
              "c4_ppl": perplexity(args.model, c4, args.c4_windows), "seconds": None, "peak_rss_mb": None, "note": ""}]
     for method in methods:
         extra = ["--granularity", args.granularity] if method == "come-p" else []
@@ -121,8 +126,8 @@ def main():
                 PEAKS.append((rss, "prune", f"prune --method {method} --target-layers {target}"))
             except PruneFailed as failure:
                 log(f"  {method} failed: {failure}")
-                rows.append({"method": method, "layers": target, "wiki_ppl": None, "c4_ppl": None, "seconds": None,
-                             "peak_rss_mb": None, "note": str(failure)})
+                rows.append({"method": method, "layers": target, "healed": False, "wiki_ppl": None, "c4_ppl": None,
+                             "seconds": None, "peak_rss_mb": None, "note": str(failure)})
                 continue
             made = [(target, result, "")]
             if save:
@@ -130,12 +135,30 @@ def main():
                          for t in targets if t != target]
             for t, model, note in made:
                 log(f"  evaluating {method} at {t} layers")
-                rows.append({"method": method, "layers": t, "wiki_ppl": perplexity(model, wiki, args.windows),
+                rows.append({"method": method, "layers": t, "healed": False, "wiki_ppl": perplexity(model, wiki, args.windows),
                              "c4_ppl": perplexity(model, c4, args.c4_windows), "seconds": round(seconds, 1),
                              "peak_rss_mb": round(rss), "note": note or stdout.strip().splitlines()[-1].rsplit(" → ", 1)[0]})
+                if args.heal:
+                    rows.append(healed_row(args, method, t, model, out / f"{method}-{t}-healed", wiki, c4))
         # Rewritten after every method, so a long run can be read while it goes on.
         rows.sort(key=lambda r: (-r["layers"], r["wiki_ppl"] is None, r["wiki_ppl"] or 0))
         write_outputs(out, rows, args, depth, quiet=method != methods[-1])
+
+
+def healed_row(args, method, layers, student, healed, wiki, c4):
+    """Heals `student` against the original and evaluates it."""
+    selection = "merged" if method in MERGING else "gaps"
+    log(f"  healing {method} at {layers} layers (--layers {selection})")
+    try:
+        stdout, seconds, rss = timed([CLI, "heal", args.model, student, "--layers", selection, "-o", healed, "--force"])
+        PEAKS.append((rss, "heal", f"heal {method} {layers}"))
+    except PruneFailed as failure:
+        log(f"  heal failed: {failure}")
+        return {"method": method, "layers": layers, "healed": True, "wiki_ppl": None, "c4_ppl": None, "seconds": None,
+                "peak_rss_mb": None, "note": f"heal failed: {failure}"}
+    return {"method": method, "layers": layers, "healed": True, "wiki_ppl": perplexity(healed, wiki, args.windows),
+            "c4_ppl": perplexity(healed, c4, args.c4_windows), "seconds": round(seconds, 1), "peak_rss_mb": round(rss),
+            "note": stdout.strip().rsplit(": ", 1)[-1]}
 
 
 def write_outputs(out, rows, args, depth, quiet=False):
@@ -147,19 +170,24 @@ def write_outputs(out, rows, args, depth, quiet=False):
         w.writerows(rows)
     lines = [f"wikitext-2 test: {args.windows} windows of 512; C4 sample: {args.c4_windows} windows of 512; "
              f"calibration {args.nsamples} × {args.seqlen} tokens of wikitext-2 validation (shipped).", "",
-             "| layers | method | wiki ppl | C4 ppl | prune wall (s) | peak RSS (MB) | note |",
-             "|---:|---|---:|---:|---:|---:|---|"]
+             "Healed rows: `heal` with its defaults; the wall time and peak RSS are the heal's.", "",
+             "| layers | method | healed | wiki ppl | C4 ppl | wall (s) | peak RSS (MB) | note |",
+             "|---:|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         secs = "" if r["seconds"] is None else f"{r['seconds']:.1f}"
         rss = "" if r["peak_rss_mb"] is None else str(r["peak_rss_mb"])
         wiki = "—" if r["wiki_ppl"] is None else f"{r['wiki_ppl']:.2f}"
         c4 = "—" if r["c4_ppl"] is None else f"{r['c4_ppl']:.2f}"
-        lines.append(f"| {r['layers']} | {r['method']} | {wiki} | {c4} | {secs} | {rss} | "
+        lines.append(f"| {r['layers']} | {r['method']} | {'yes' if r.get('healed') else ''} | {wiki} | {c4} | {secs} | {rss} | "
                      f"{r['note'].replace('|', chr(92) + '|')} |")
     if memory and "prune" in memory:
         p = memory["prune"]
         lines += ["", f"Peak RSS: the largest prune of the run, `{p['what']}`, {p['largest_mb']} MB, is "
                       f"{p['ratio_to_come']:.2f}× `prune --method come` ({memory['come_prune_mb']} MB; goal ≤ 1.10×)."]
+        if "heal" in memory:
+            h = memory["heal"]
+            lines[-1] += (f" The largest heal (`{h['what']}`) peaks at {h['largest_mb']} MB, "
+                          f"{h['ratio_to_come']:.2f}× that prune (goal ≤ 1×).")
         if "ppl" in memory:
             e = memory["ppl"]
             lines[-1] += (f" The largest perplexity run ({e['what']}) peaks at {e['largest_mb']} MB: "
@@ -174,17 +202,42 @@ def write_outputs(out, rows, args, depth, quiet=False):
     except ImportError:
         log("matplotlib is not installed: no ppl.png")
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "original"):
-        pts = sorted((depth - r["layers"], r["wiki_ppl"]) for r in rows if r["method"] == method and r["wiki_ppl"])
-        ax.plot([0] + [p[0] for p in pts], [rows[0]["wiki_ppl"]] + [p[1] for p in pts], marker="o", label=method)
-    ax.set_yscale("log")
-    ax.set_xlabel("layers removed")
-    ax.set_ylabel("wikitext-2 test perplexity (log scale)")
-    ax.set_title(f"{Path(args.model).name}: perplexity vs layers removed")
-    ax.legend(fontsize=8)
+    plot(out / "ppl.png", rows, depth, Path(args.model).name)
+
+
+def plot(path, rows, depth, model_name):
+    """Left: every method (log scale). Right: only the methods that come within 10× of the
+    best perplexity at every depth they reach, healed (solid) and unhealed (dashed), so the
+    competitive ones can be told apart."""
+    import matplotlib.pyplot as plt
+    original = rows[0]["wiki_ppl"]
+    series = {}
+    for r in rows[1:]:
+        if r["wiki_ppl"]:
+            series.setdefault((r["method"], bool(r.get("healed"))), []).append((depth - r["layers"], r["wiki_ppl"]))
+    best = {}
+    for pts in series.values():
+        for x, y in pts:
+            best[x] = min(best.get(x, y), y)
+    close = {k for k, pts in series.items() if all(y <= 10 * best[x] for x, y in pts)}
+    methods = sorted({m for m, _ in series})
+    colours = {m: f"C{i}" for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, keys, title in [(axes[0], series.keys(), "every method"),
+                            (axes[1], close, "within 10× of the best at every depth")]:
+        for method, healed in sorted(keys):
+            pts = sorted(series[(method, healed)])
+            ax.plot([0] + [p[0] for p in pts], [original] + [p[1] for p in pts], marker="o" if healed else "x",
+                    linestyle="-" if healed else "--", color=colours[method],
+                    label=f"{method}{' healed' if healed else ''}")
+        ax.set_yscale("log")
+        ax.set_xlabel("layers removed")
+        ax.set_ylabel("wikitext-2 test perplexity (log scale)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{model_name}: perplexity vs layers removed (solid: healed)")
     fig.tight_layout()
-    fig.savefig(out / "ppl.png", dpi=110)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
 #    tokens) and `cp` of the checkpoint, with peak RSS (goal ≤ half the f32 model size);
 #  - `prune --method come --target-layers 21`: wall time, peak RSS and the layer forwards
 #    executed when resuming at the merge point vs recomputing from the start each round
-#    (the latter also run, to check both give the same model).
+#    (the latter also run, to check both give the same model);
+#  - `heal` of that 21-layer model (its default calibration, 32 × 512 tokens) next to the
+#    calibration pass, with peak RSS (goal: no more than the prune's).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$CKPT_REPO"
@@ -35,6 +37,7 @@ scores_line=$(run "calibration forward pass (scores, 32 × 512 tokens)" "$S" sco
 merge_line=$(run "merge --layers 26,27" "$S" merge "$hf" --layers 26,27 -o "$work/merged")
 prune_line=$(run "prune --method come --target-layers 21" "$S" prune "$hf" --target-layers 21 -o "$work/p21")
 noresume_line=$(run "prune … --no-resume" "$S" prune "$hf" --target-layers 21 -o "$work/p21-noresume" --no-resume)
+heal_line=$(run "heal of the 21-layer model (32 × 512 tokens)" "$S" heal "$hf" "$work/p21" -o "$work/p21-healed")
 same=$(python3 -c "
 import json
 a = json.load(open('$work/p21/surgery.json')); b = json.load(open('$work/p21-noresume/surgery.json'))
@@ -44,7 +47,7 @@ echo "f32 model: ${model_mb} MB (RSS goal for merge: ≤ $((model_mb / 2)) MB)."
 echo
 echo "| operation | wall (s) | peak RSS (MB) | output |"
 echo "|---|---:|---:|---|"
-for l in "$cp_line" "$scores_line" "$merge_line" "$prune_line" "$noresume_line"; do
+for l in "$cp_line" "$scores_line" "$merge_line" "$prune_line" "$noresume_line" "$heal_line"; do
     IFS='|' read -r name wall rss last <<<"$l"
     case "$name" in calibration*) last="(JSON statistics)";; cp*) last="";; esac
     echo "| $name | $wall | $rss | ${last//|/\\|} |"
@@ -52,6 +55,8 @@ done
 echo
 m=$(echo "$merge_line" | cut -d'|' -f2); s=$(echo "$scores_line" | cut -d'|' -f2); c=$(echo "$cp_line" | cut -d'|' -f2)
 echo "merge / calibration pass: $(awk "BEGIN{printf \"%.2f\", $m/$s}")×; merge / cp: $(awk "BEGIN{printf \"%.1f\", $m/$c}")×."
+h=$(echo "$heal_line" | cut -d'|' -f2); hr=$(echo "$heal_line" | cut -d'|' -f3); pr=$(echo "$prune_line" | cut -d'|' -f3)
+echo "heal / calibration pass: $(awk "BEGIN{printf \"%.2f\", $h/$s}")× (it runs teacher and student, each layer of a refitted one twice); heal peak RSS / prune's: $(awk "BEGIN{printf \"%.2f\", $hr/$pr}")×."
 fw=$(echo "$prune_line" | sed -n 's/.*(\([0-9]*\) layer forwards; \([0-9]*\) without resuming).*/\1 \2/p')
 set -- $fw
 echo "Layer forwards, 30 → 21: $1 resuming at the merge point vs $2 recomputing from the start ($(awk "BEGIN{printf \"%.0f\", 100*$1/$2}")%, goal ≤ 60%); the two runs' outputs are $same."

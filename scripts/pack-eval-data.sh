@@ -2,7 +2,8 @@
 # Packs the offline eval data (/work/shared/data/eval, see its SOURCES.md) into the
 # SurgeonEval resource folder as zstd files, keeping the original layout so that
 # `eval --data DIR` and the shipped copy are read by the same code. HellaSwag's bz2 is
-# unpacked first (the tool decodes zstd only, through the CZstd target).
+# unpacked first (the tool decodes zstd only, through the CZstd target). The wikitext-2
+# test split (../wikitext-2-raw/wiki.test.raw) goes in too: `ppl`'s default text.
 # Usage: scripts/pack-eval-data.sh [SOURCE_DIR]
 set -euo pipefail
 src=${1:-${CKPT_SHARED:-/work/shared}/data/eval}
@@ -27,6 +28,7 @@ rm -f "$tmp"
 for split in test dev; do
     for f in "$src"/mmlu/$split/*.csv; do pack "$f" "mmlu/$split/$(basename "$f")"; done
 done
+pack "$src/../wikitext-2-raw/wiki.test.raw" wikitext-2/wiki.test.raw
 cp "$src/SOURCES.md" "$out/SOURCES.md"
 cp "$src/piqa/README.md" "$out/piqa/README.md"
 du -sh "$out"

@@ -13,8 +13,8 @@ struct CalibrationOptions: ParsableArguments {
     @Option(help: "Pre-tokenized calibration windows: a JSON array of equal-length arrays of ids.")
     var calibTokens: String?
 
-    @Option(help: "Calibration windows.")
-    var nsamples: Int = 32
+    @Option(help: "Calibration windows (default 32; heal: 64).")
+    var nsamples: Int?
 
     @Option(help: "Tokens per calibration window.")
     var seqlen: Int = 512
@@ -26,14 +26,15 @@ struct CalibrationOptions: ParsableArguments {
     var memoryBudget: String = "2GB"
 
     func validate() throws {
-        guard nsamples >= 1, seqlen >= 2 else { throw ValidationError("--nsamples must be ≥ 1 and --seqlen ≥ 2") }
+        guard (nsamples ?? 1) >= 1, seqlen >= 2 else { throw ValidationError("--nsamples must be ≥ 1 and --seqlen ≥ 2") }
         guard ByteSize.parse(memoryBudget) != nil else { throw ValidationError("--memory-budget '\(memoryBudget)' is not a size") }
     }
 
     var memoryBudgetBytes: Int { ByteSize.parse(memoryBudget)! }
 
-    /// The calibration windows: `--calib-tokens`, the `--calib` texts, or else `defaults`.
-    func load(for checkpoint: Checkpoint, defaults: [ShippedCorpus] = [.wikiValid]) throws -> CalibrationSet {
+    /// The calibration windows: `--calib-tokens`, or `--nsamples` (else `samples`) windows
+    /// of the `--calib` texts (else the `defaults`).
+    func load(for checkpoint: Checkpoint, defaults: [ShippedCorpus] = [.wikiValid], samples: Int = 32) throws -> CalibrationSet {
         if let calibTokens {
             guard let data = FileManager.default.contents(atPath: calibTokens),
                   let windows = try? JSONDecoder().decode([[Int]].self, from: data) else {
@@ -58,7 +59,8 @@ struct CalibrationOptions: ParsableArguments {
         }
         let tokenizer = try TokenizerLoader.load(for: checkpoint)
         do {
-            return try CalibrationSet(texts: texts, tokenizer: tokenizer, nsamples: nsamples, seqlen: seqlen, seed: seed)
+            return try CalibrationSet(texts: texts, tokenizer: tokenizer, nsamples: nsamples ?? samples, seqlen: seqlen,
+                                      seed: seed)
         } catch let short as CalibrationSet.TooShort {
             throw InputError(short.description)
         }

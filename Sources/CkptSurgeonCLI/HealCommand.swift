@@ -74,7 +74,7 @@ struct HealCommand: ParsableCommand {
             throw InputError("\(student): no layer to refit with --layers \(layers.rawValue) (none stands for more than one "
                              + "original layer; --layers gaps refits the layer before each deleted run)")
         }
-        let calib = try calibration.load(for: teacherModel)
+        let calib = try calibration.load(for: teacherModel, defaults: Healer.defaultCorpora, samples: Healer.defaultSamples)
         var stack = LayerStack(layerCount: studentModel.config.numHiddenLayers)
         var healing = try refit.heal(teacher: teacherModel, student: studentModel, stack: &stack, provenance: provenance,
                                      selection: layers, calibration: calib, memoryBudget: calibration.memoryBudgetBytes)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SurgeonCompute
 import SurgeonEmit
+import SurgeonEval
 import SurgeonModel
 
 struct PerplexityCommand: ParsableCommand {
@@ -15,10 +16,14 @@ struct PerplexityCommand: ParsableCommand {
         llama-perplexity (BOS at each chunk start when the vocabulary adds one, loss on the \
         second half of each chunk) so the two tools can be compared number to number.
 
+        Without --text, the text is the wikitext-2 raw test split, which ships inside the tool \
+        (CC BY-SA 3.0): the perplexity corpus of the CoMe paper.
+
         The model runs layer by layer through the streaming executor: one layer's weights are \
         decoded to f32 at a time, for --batch windows at once.
 
         Examples:
+          ckpt-surgeon ppl SmolLM2-135M-Instruct.Q4_1.gguf --windows 40
           ckpt-surgeon ppl SmolLM2-135M-Instruct.Q4_1.gguf --text wiki.test.raw
           ckpt-surgeon ppl ./smollm2-hf --text wiki.test.raw --ctx 512 --windows 40 --json
         """)
@@ -26,8 +31,8 @@ struct PerplexityCommand: ParsableCommand {
     @Argument(help: "HF folder, .safetensors file or .gguf file.")
     var model: String
 
-    @Option(help: "Text file to score.")
-    var text: String
+    @Option(help: "Text file to score (default: the shipped wikitext-2 test split).")
+    var text: String?
 
     @Option(help: "Window length in tokens.")
     var ctx: Int = 512
@@ -57,9 +62,10 @@ struct PerplexityCommand: ParsableCommand {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
         let tokenizer = try TokenizerLoader.load(for: checkpoint)
-        let ids = tokenizer.encodeWithSpecials(try readInput(prompt: nil, file: text))
+        let (corpus, name) = try text.map { (try readInput(prompt: nil, file: $0), $0) } ?? Self.shippedTestSplit()
+        let ids = tokenizer.encodeWithSpecials(corpus)
         guard ids.count >= ctx else {
-            throw InputError("\(text) has \(ids.count) tokens, fewer than one window of \(ctx)")
+            throw InputError("\(name) has \(ids.count) tokens, fewer than one window of \(ctx)")
         }
         var options = Perplexity.Options()
         options.context = ctx
@@ -77,6 +83,18 @@ struct PerplexityCommand: ParsableCommand {
         } else {
             print(String(format: "perplexity %.4f  (%d windows × %d tokens, %d scored, protocol %@, %.1f tokens/s)",
                          result.perplexity, result.windows, ctx, result.scoredTokens, scoring.rawValue, result.tokensPerSecond))
+        }
+    }
+}
+
+extension PerplexityCommand {
+    /// The wikitext-2 raw test split shipped with the eval data, and a name for messages.
+    static func shippedTestSplit() throws -> (String, String) {
+        do {
+            let (text, path) = try DataSource.bundled().text("wikitext-2/wiki.test.raw")
+            return (text, path)
+        } catch {
+            throw InputError("the shipped wikitext-2 test split is missing from the installation (\(error)); pass --text FILE")
         }
     }
 }

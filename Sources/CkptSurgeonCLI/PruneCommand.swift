@@ -95,7 +95,7 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "Continue from the surgery.json of a saved step.")
     var resume: String?
 
-    @Flag(help: "Heal right after pruning (see heal), with the same calibration and the input as teacher.")
+    @Flag(help: "Heal right after pruning (see heal), the input as teacher, with the same calibration options (each step's defaults where none are given).")
     var heal = false
 
     @Option(help: "With --heal: merged, gaps or all (default: merged for merging methods, gaps for deletions).")
@@ -138,7 +138,7 @@ struct PruneCommand: ParsableCommand {
         }
         if let summary = baselineSummary {
             let usesCalibration = ![.reverse, .magnitude, .magnitudePlus, .mka].contains(method)
-            let (stack, healing) = try healIfAsked(pruner, checkpoint: checkpoint, calibration: calib)
+            let (stack, healing) = try healIfAsked(pruner, checkpoint: checkpoint)
             try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: usesCalibration ? calib : nil,
                              method: baselineRecord, out: out, stack: stack, healing: healing)
             print("\(summary) → \(out.output): \(pruner.stack.count) layers\(healedText(healing))")
@@ -163,7 +163,7 @@ struct PruneCommand: ParsableCommand {
                              try save(pruner, step: pruner.steps.count, checkpoint: checkpoint, calibration: calib,
                                       method: record)
                          })
-        let (stack, healing) = try healIfAsked(pruner, checkpoint: checkpoint, calibration: calib)
+        let (stack, healing) = try healIfAsked(pruner, checkpoint: checkpoint)
         try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: record, out: out,
                          stack: stack, healing: healing)
         let recompute = (targetLayers + 1...layers).reduce(0, +)
@@ -180,13 +180,14 @@ struct PruneCommand: ParsableCommand {
     }
 
     /// With --heal, the pruned stack refitted against the input (and the healing record).
-    private func healIfAsked(_ pruner: LayerPruner, checkpoint: Checkpoint,
-                             calibration calib: CalibrationSet) throws -> (LayerStack?, SurgeryManifest.Healing?) {
+    private func healIfAsked(_ pruner: LayerPruner, checkpoint: Checkpoint) throws -> (LayerStack?, SurgeryManifest.Healing?) {
         guard heal else { return (nil, nil) }
         var stack = pruner.stack
         let provenance = (0..<stack.count).map { stack.originals($0) }
+        let healCalibration = try calibration.load(for: checkpoint, defaults: Healer.defaultCorpora,
+                                                   samples: Healer.defaultSamples)
         let healing = try refit.heal(teacher: checkpoint, student: checkpoint, stack: &stack, provenance: provenance,
-                                     selection: healLayers ?? defaultHealSelection, calibration: calib,
+                                     selection: healLayers ?? defaultHealSelection, calibration: healCalibration,
                                      memoryBudget: calibration.memoryBudgetBytes, workspace: pruner.executor.workspace)
         return (stack, healing)
     }
