@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and rewrites their sections of bench/RESULTS.md, each with the
 # machine it ran on and the command that produced it.
-#   bash bench/run-all.sh                  convert, runtime, surgery, llama-cpp, eval
+#   bash bench/run-all.sh                  convert, runtime, surgery, heal, llama-cpp, eval
 #   bash bench/run-all.sh llama-cpp        only that section (the others are kept)
 #   SCALE=1 / COMPARE=1                    add the 7B-scale merge (~30 GB disk, ~5 min) /
 #                                          the method comparison (~1.5 h on 2 cores)
@@ -11,7 +11,7 @@ cd "$CKPT_REPO"
 bash scripts/setup.sh
 sections=("$@")
 if [ ${#sections[@]} = 0 ]; then
-    sections=(convert runtime surgery llama-cpp eval)
+    sections=(convert runtime surgery heal llama-cpp eval)
     [ -n "${SCALE:-}" ] && sections+=(scale7b)
     [ -n "${COMPARE:-}" ] && sections+=(compare)
 fi

@@ -69,12 +69,18 @@ def check_against_reference(tiny, student, healed, calib, selection, ridge=0.1, 
     return manifest
 
 
+def merged_student(tiny, tmp_path, name, layers="1,2", **windows):
+    """`name` with `layers` merged on calibration windows; returns (student, windows file)."""
+    config, _ = load(tiny / name)
+    calib = calib_windows(tmp_path, config, **windows)
+    student = tmp_path / f"{name}-merged-{layers.replace(',', '-')}"
+    run("merge", tiny / name, "--layers", layers, "--calib-tokens", calib, "-o", student)
+    return student, calib
+
+
 def test_heal_matches_reference_on_every_family(tiny, tmp_path):
     for name in TINY_MODELS:
-        config, _ = load(tiny / name)
-        calib = calib_windows(tmp_path, config)
-        student = tmp_path / f"{name}-merged"
-        run("merge", tiny / name, "--layers", ",".join(map(str, WINDOWS[name])), "--calib-tokens", calib, "-o", student)
+        student, calib = merged_student(tiny, tmp_path, name, ",".join(map(str, WINDOWS[name])))
         healed = tmp_path / f"{name}-healed"
         run("heal", tiny / name, student, "--calib-tokens", calib, "--dtype", "f32", "-o", healed)
         manifest = check_against_reference(tiny, student, healed, calib, "merged", name=name)
@@ -152,10 +158,7 @@ def test_healing_an_unpruned_model_returns_its_own_weights(tiny, tmp_path):
 
 def test_spilled_states_heal_the_same(tiny, tmp_path):
     name = "llama-gqa"
-    config, _ = load(tiny / name)
-    calib = calib_windows(tmp_path, config)
-    student = tmp_path / "merged"
-    run("merge", tiny / name, "--layers", "1,2", "--calib-tokens", calib, "-o", student)
+    student, calib = merged_student(tiny, tmp_path, name)
     outs = []
     for budget in ["2GB", "1KB"]:
         out = tmp_path / f"healed-{budget}"
@@ -167,10 +170,7 @@ def test_spilled_states_heal_the_same(tiny, tmp_path):
 def test_heal_to_gguf_carries_the_healing_summary(tiny, tmp_path):
     import gguf
     name = "llama-gqa"
-    config, _ = load(tiny / name)
-    calib = calib_windows(tmp_path, config)
-    student = tmp_path / "merged"
-    run("merge", tiny / name, "--layers", "1,2", "--calib-tokens", calib, "-o", student)
+    student, calib = merged_student(tiny, tmp_path, name)
     healed = tmp_path / "healed.gguf"
     run("heal", tiny / name, student, "--calib-tokens", calib, "-o", healed)
     run("verify", healed)
@@ -185,14 +185,19 @@ def test_heal_to_gguf_carries_the_healing_summary(tiny, tmp_path):
     exported = tmp_path / "exported.gguf"
     run("export", folder, "-o", exported)
     assert "ckpt_surgeon.healing.layers" in gguf.GGUFReader(str(exported)).fields
+    # A GGUF student (manifest beside it) heals like the HF one.
+    gguf_student = tmp_path / "merged.gguf"
+    run("merge", tiny / name, "--layers", "1,2", "--calib-tokens", calib, "-o", gguf_student)
+    from_gguf = tmp_path / "healed-from-gguf"
+    run("heal", tiny / name, gguf_student, "--calib-tokens", calib, "-o", from_gguf)
+    a = json.loads((from_gguf / "surgery.json").read_text())["healing"]["refits"][0]
+    b = json.loads((folder / "surgery.json").read_text())["healing"]["refits"][0]
+    assert abs(a["mse_after"] - b["mse_after"]) <= 1e-3 * b["mse_after"], (a, b)
 
 
 def test_bad_heal_inputs_fail_with_one_line_and_write_nothing(tiny, tmp_path):
     name = "llama-gqa"
-    config, _ = load(tiny / name)
-    calib = calib_windows(tmp_path, config)
-    student = tmp_path / "merged"
-    run("merge", tiny / name, "--layers", "1,2", "--calib-tokens", calib, "-o", student)
+    student, calib = merged_student(tiny, tmp_path, name)
     tampered = tmp_path / "tampered"
     shutil.copytree(student, tampered)
     data = bytearray((tampered / "model.safetensors").read_bytes())
@@ -232,10 +237,7 @@ def test_bad_heal_inputs_fail_with_one_line_and_write_nothing(tiny, tmp_path):
 
 def test_a_singular_system_falls_back_to_a_larger_ridge_and_says_so(tiny, tmp_path):
     name = "llama-mha"
-    config, _ = load(tiny / name)
-    calib = calib_windows(tmp_path, config, n=1, length=8)  # 8 tokens for a 128-wide FFN: rank 8
-    student = tmp_path / "merged"
-    run("merge", tiny / name, "--layers", "1,2", "--calib-tokens", calib, "-o", student)
+    student, calib = merged_student(tiny, tmp_path, name, n=1, length=8)  # 8 tokens, 128-wide FFN: rank 8
     out = tmp_path / "healed"
     proc = run("heal", tiny / name, student, "--calib-tokens", calib, "--ridge", "1e-300", "-o", out)
     manifest = json.loads((out / "surgery.json").read_text())
