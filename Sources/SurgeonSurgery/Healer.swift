@@ -106,15 +106,21 @@ public struct Healer {
         var teacherDone = 0
         var refits: [LayerRefit] = []
         let started = Date()
+        // Progress in layer forwards: the teacher's up to the last target, the student's up
+        // to the last refit, and a second one for each refitted layer.
+        let forwards = Double(plan.map(\.target).max()! + 1 + last + 1 + plan.count)
+        var forwardsDone = 0.0
         for b in 0...last {
             guard let target = targets[b] else {
                 let weights = try stack.weights(b, checkpoint: student)
                 studentRun.layerWeights = { _ in weights }
                 try studentRun.run(studentStates, layers: b..<(b + 1))
+                forwardsDone += 1
                 continue
             }
             // The teacher catches up first, so one layer's weights are resident at a time.
             try teacherRun.run(teacherStates, layers: teacherDone..<(target + 1))
+            forwardsDone += Double(target + 1 - teacherDone)
             teacherDone = target + 1
             var weights = try stack.weights(b, checkpoint: student)
             studentRun.layerWeights = { [weights] _ in weights }
@@ -143,8 +149,9 @@ public struct Healer {
             let range = provenance[b]
             refits.append(LayerRefit(layer: b, original: [range.lowerBound, range.upperBound], target: target,
                                      mseBefore: before, mseAfter: after, ridge: solution.ridge))
+            forwardsDone += 2
             let elapsed = Date().timeIntervalSince(started)
-            let eta = elapsed / Double(b + 1) * Double(last - b)
+            let eta = elapsed / forwardsDone * (forwards - forwardsDone)
             log(String(format: "layer %d (originals %d–%d → teacher %d): output MSE %.5g → %.5g  [%d/%d refits, %.0f s, eta %.0f s]",
                        b, range.lowerBound, range.upperBound, target, before, after, refits.count, plan.count, elapsed, eta))
         }
