@@ -34,8 +34,9 @@ PY
 scores=$(run "calibration forward pass (scores, heal's 64 × 512 tokens)" "$S" scores "$hf" "${corpora[@]}" --nsamples 64 --json)
 prune=$(run "prune --method come --target-layers 21 (32 × 512 tokens)" "$S" prune "$hf" --target-layers 21 -o "$work/p21")
 heal=$(run "heal of that 21-layer model (defaults)" "$S" heal "$hf" "$work/p21" -o "$work/p21-healed")
-before=$("$S" ppl "$work/p21" --windows 40 --json 2>/dev/null | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"perplexity\"]:.2f}")')
-after=$("$S" ppl "$work/p21-healed" --windows 40 --json 2>/dev/null | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"perplexity\"]:.2f}")')
+perplexity() { "$S" ppl "$1" --windows 40 --json 2>/dev/null | python3 -c 'import json, sys; print("%.2f" % json.load(sys.stdin)["perplexity"])'; }
+before=$(perplexity "$work/p21")
+after=$(perplexity "$work/p21-healed")
 echo "| operation | wall (s) | peak RSS (MB) |"
 echo "|---|---:|---:|"
 for l in "$scores" "$prune" "$heal"; do
