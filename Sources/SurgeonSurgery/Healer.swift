@@ -123,32 +123,12 @@ public struct Healer {
             forwardsDone += Double(target + 1 - teacherDone)
             teacherDone = target + 1
             var weights = try stack.weights(b, checkpoint: student)
-            studentRun.layerWeights = { [weights] _ in weights }
-            // The layer's input, kept on disk for the second run with the refitted weights.
-            let input = try studentStates.copy(memoryBudget: 0)
-            let fit = RidgeRegression(inputs: student.config.intermediateSize, outputs: student.config.hiddenSize,
-                                      intercept: weights.downBias != nil)
-            let before = try run(studentRun, studentStates, layer: b, against: teacherStates) { a, t in
-                fit.add(x: a.mlpIntermediate.baseAddress!, target: t, minus: a.postAttention.baseAddress!, rows: a.rows)
-            }
-            let solution: RidgeRegression.Solution
-            do {
-                solution = try fit.solve(ridge: options.ridge)
-            } catch let failure as RidgeRegression.Failure {
-                throw SurgeryError.healing("layer \(b): \(failure)")
-            }
-            if solution.ridge != options.ridge {
-                log("layer \(b): the system was singular at ridge \(options.ridge); solved at ridge \(solution.ridge)")
-            }
-            weights.down = solution.weights
-            weights.downBias = solution.bias
-            studentStates = input
-            studentRun.layerWeights = { [weights] _ in weights }
-            let after = try run(studentRun, studentStates, layer: b, against: teacherStates) { _, _ in }
+            let (before, after, ridge) = try refit(b, &weights, states: &studentStates, executor: studentRun,
+                                                   teacher: teacherStates, log: log)
             try stack.rewrite(b, with: weights)
             let range = provenance[b]
             refits.append(LayerRefit(layer: b, original: [range.lowerBound, range.upperBound], target: target,
-                                     mseBefore: before, mseAfter: after, ridge: solution.ridge))
+                                     mseBefore: before, mseAfter: after, ridge: ridge))
             forwardsDone += 2
             let elapsed = Date().timeIntervalSince(started)
             let eta = elapsed / forwardsDone * (forwards - forwardsDone)
@@ -156,6 +136,37 @@ public struct Healer {
                        b, range.lowerBound, range.upperBound, target, before, after, refits.count, plan.count, elapsed, eta))
         }
         return refits
+    }
+
+    /// Refits `weights` (student layer `b`)'s down_proj against the teacher's states and runs
+    /// the layer over `states` with the result; returns the output MSE before and after and
+    /// the ridge used.
+    private func refit(_ b: Int, _ weights: inout DecoderLayerWeights, states: inout HiddenStates,
+                       executor: StreamingExecutor, teacher: HiddenStates,
+                       log: (String) -> Void) throws -> (Double, Double, Double) {
+        // The layer's input, kept on disk for the second run with the refitted weights.
+        let input = try states.copy(memoryBudget: 0)
+        let fit = RidgeRegression(inputs: student.config.intermediateSize, outputs: student.config.hiddenSize,
+                                  intercept: weights.downBias != nil)
+        executor.layerWeights = { [weights] _ in weights }
+        let before = try run(executor, states, layer: b, against: teacher) { a, t in
+            fit.add(x: a.mlpIntermediate.baseAddress!, target: t, minus: a.postAttention.baseAddress!, rows: a.rows)
+        }
+        let solution: RidgeRegression.Solution
+        do {
+            solution = try fit.solve(ridge: options.ridge)
+        } catch let failure as RidgeRegression.Failure {
+            throw SurgeryError.healing("layer \(b): \(failure)")
+        }
+        if solution.ridge != options.ridge {
+            log("layer \(b): the system was singular at ridge \(options.ridge); solved at ridge \(solution.ridge)")
+        }
+        weights.down = solution.weights
+        weights.downBias = solution.bias
+        states = input
+        executor.layerWeights = { [weights] _ in weights }
+        let after = try run(executor, states, layer: b, against: teacher) { _, _ in }
+        return (before, after, solution.ridge)
     }
 
     /// Runs student layer `layer` over `states` in place; `visit` sees each chunk's
