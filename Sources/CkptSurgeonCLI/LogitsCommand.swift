@@ -64,7 +64,7 @@ struct LogitsCommand: ParsableCommand {
             logits = try Transformer(checkpoint: checkpoint).logits(tokens)
         case .cached:
             let transformer = try Transformer(checkpoint: checkpoint)
-            let cache = transformer.makeCache(capacity: tokens.count)
+            let cache = transformer.makeCache()
             logits = tokens.flatMap { transformer.step($0, cache: cache) }
         }
         try writeLogits(tokens: tokens, logits: logits, vocabulary: logits.count / tokens.count, to: output)

@@ -93,15 +93,13 @@ struct MergeRuleOptions: ParsableArguments {
     @Option(help: "mean (average the norms) or keep-first.")
     var norms: ConcatenationMerge.NormRule = .mean
 
-    /// Options with the per-family defaults (SPEC §4: p 1 and no ρ for LLaMA/Mistral-style
-    /// models, p 32 and ρ 0.85 for Qwen).
+    /// Options with the family's defaults where none are given.
     func pruneOptions(_ family: ModelFamily, windowSize: Int) throws -> LayerPruner.Options {
         var options = LayerPruner.Options()
-        let qwen = family == .qwen2 || family == .qwen3
-        options.p = p ?? (qwen ? 32 : 1)
+        options.p = p ?? family.traits.comeP
         options.norms = norms
         switch rho {
-        case nil: options.rho = qwen ? 0.85 : nil
+        case nil: options.rho = family.traits.comeRho
         case "none": options.rho = nil
         case let text?:
             guard let value = Double(text), value > 0, value < 1 else { throw InputError("--rho must be in (0, 1) or 'none'") }

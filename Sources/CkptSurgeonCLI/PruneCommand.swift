@@ -50,15 +50,22 @@ struct PruneCommand: ParsableCommand {
           ckpt-surgeon prune smollm2-hf --method come-p --target-layers 21 --resume steps/step-04/surgery.json -o smollm2-21p
         """)
 
-    enum Method: String, ExpressibleByArgument, CaseIterable {
-        case come, comeP = "come-p", shortgpt, reverse, magnitude, magnitudePlus = "magnitude+", sleb, laco, mka
+    /// A name from the method registry.
+    struct MethodName: ExpressibleByArgument {
+        let method: any PruningMethod
+        init?(argument: String) {
+            guard let method = PruningMethods.named(argument) else { return nil }
+            self.method = method
+        }
+        static var allValueStrings: [String] { PruningMethods.all.map(\.name) }
+        var defaultValueDescription: String { method.name }
     }
 
     @Argument(help: "HF folder, .safetensors file or .gguf file.")
     var model: String
 
     @Option(help: "Pruning method.")
-    var method: Method = .come
+    var method = MethodName(argument: "come")!
 
     @Option(help: "Layers the pruned model keeps.")
     var targetLayers: Int
@@ -114,41 +121,30 @@ struct PruneCommand: ParsableCommand {
             throw InputError("\(checkpoint.path): --target-layers \(targetLayers) out of range (the model has \(layers) layers)")
         }
         guard mergeItem >= 2 else { throw InputError("--merge-item must be at least 2") }
-        guard lacoGroup >= 2, lacoInterval >= 1 else { throw InputError("--laco-group must be at least 2 and --laco-interval at least 1") }
+        let method = self.method.method
         var options = try rule.pruneOptions(checkpoint.family, windowSize: mergeItem)
         options.mergeItem = mergeItem
         options.skipMetric = skipMetric
         options.withoutRepeat = woRepeat
         options.resume = !noResume
         options.memoryBudget = calibration.memoryBudgetBytes
-        if method == .comeP {
-            guard mergeItem == 2 else { throw InputError("--method come-p merges 2-layer windows (--merge-item 2)") }
-            guard granularity >= 1 else { throw InputError("--granularity must be at least 1") }
-            options.posteriorGranularity = granularity
+        var settings = PruningSettings(targetLayers: targetLayers)
+        settings.granularity = granularity
+        settings.laco = lacoParameters
+        settings.log = { FileHandle.standardError.write(Data("prune: \($0)\n".utf8)) }
+        do {
+            try method.configure(&options, settings)
+        } catch let error as SurgeryError {
+            throw InputError("\(error)")
         }
+        let record = method.record(options, settings)
         let calib = try calibration.load(for: checkpoint)
         let pruner = try LayerPruner(checkpoint: checkpoint, calibration: calib, options: options)
-        let baselineSummary: String?
-        do {
-            baselineSummary = try runBaseline(pruner) { step in
-                try save(pruner, step: step, checkpoint: checkpoint, calibration: calib, method: baselineRecord)
-            }
-        } catch let error as SurgeryError {
-            throw InputError("\(checkpoint.path): \(error)")
+        settings.afterStep = { step in
+            try save(pruner, step: step, checkpoint: checkpoint, calibration: calib, method: record)
         }
-        if let summary = baselineSummary {
-            let usesCalibration = ![.reverse, .magnitude, .magnitudePlus, .mka].contains(method)
-            let (stack, healing) = try healIfAsked(pruner, checkpoint: checkpoint)
-            try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: usesCalibration ? calib : nil,
-                             method: baselineRecord, out: out, stack: stack, healing: healing)
-            print("\(summary) → \(out.output): \(pruner.stack.count) layers\(healedText(healing))")
-            return
-        }
-        let record = SurgeryManifest.Method(
-            name: method.rawValue, targetLayers: targetLayers, mergeItem: mergeItem, p: options.p,
-            rho: options.rho, ratios: options.ratios, norms: options.norms.rawValue, skipMetric: skipMetric.rawValue,
-            withoutRepeat: woRepeat, resume: options.resume, granularity: options.posteriorGranularity)
         if let resume {
+            guard method.resumable else { throw InputError("--method \(method.name) does not resume from saved steps") }
             let steps = try resumableSteps(resume, checkpoint: checkpoint, method: record, calibration: calib)
             do {
                 try pruner.replay(steps)
@@ -157,49 +153,34 @@ struct PruneCommand: ParsableCommand {
             }
             FileHandle.standardError.write(Data("prune: replayed \(steps.count) merges from \(resume); \(pruner.stack.count) layers\n".utf8))
         }
-        let forwardsBefore = pruner.layerForwards
-        try pruner.prune(to: targetLayers, progress: { FileHandle.standardError.write(Data("prune: \($0)\n".utf8)) },
-                         afterStep: { _ in
-                             try save(pruner, step: pruner.steps.count, checkpoint: checkpoint, calibration: calib,
-                                      method: record)
-                         })
-        let (stack, healing) = try healIfAsked(pruner, checkpoint: checkpoint)
-        try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: calib, method: record, out: out,
-                         stack: stack, healing: healing)
-        let recompute = (targetLayers + 1...layers).reduce(0, +)
-        let forwards = pruner.layerForwards - forwardsBefore
-        let what = method == .comeP ? "\(forwards) layer forwards incl. the ratio search"
-            : "\(forwards) layer forwards; \(recompute) without resuming"
-        print("pruned \(layers) → \(pruner.stack.count) layers in \(pruner.steps.count) merges → \(out.output) (\(what))\(healedText(healing))")
-    }
-
-    /// Deletion methods leave gaps for the layer before them to absorb; merging methods
-    /// leave merged layers.
-    private var defaultHealSelection: HealSelection {
-        [.come, .comeP, .laco, .mka].contains(method) ? .merged : .gaps
+        let outcome: PruningOutcome
+        do {
+            outcome = try method.prune(pruner, settings)
+        } catch let error as SurgeryError {
+            throw InputError("\(checkpoint.path): \(error)")
+        }
+        let (stack, healing) = try healIfAsked(pruner, checkpoint: checkpoint, method: method)
+        try writeSurgery(checkpoint: checkpoint, pruner: pruner, calibration: method.calibrates ? calib : nil,
+                         method: record, out: out, stack: stack, healing: healing)
+        print(outcome.line(output: out.output, layers: pruner.stack.count) + healedText(healing))
     }
 
     /// With --heal, the pruned stack refitted against the input (and the healing record).
-    private func healIfAsked(_ pruner: LayerPruner, checkpoint: Checkpoint) throws -> (LayerStack?, SurgeryManifest.Healing?) {
+    private func healIfAsked(_ pruner: LayerPruner, checkpoint: Checkpoint,
+                             method: any PruningMethod) throws -> (LayerStack?, SurgeryManifest.Healing?) {
         guard heal else { return (nil, nil) }
         var stack = pruner.stack
         let provenance = (0..<stack.count).map { stack.originals($0) }
         let healCalibration = try calibration.load(for: checkpoint, defaults: Healer.defaultCorpora,
                                                    samples: Healer.defaultSamples)
         let healing = try refit.heal(teacher: checkpoint, student: checkpoint, stack: &stack, provenance: provenance,
-                                     selection: healLayers ?? defaultHealSelection, calibration: healCalibration,
+                                     selection: healLayers ?? (method.merges ? .merged : .gaps), calibration: healCalibration,
                                      memoryBudget: calibration.memoryBudgetBytes, workspace: pruner.executor.workspace)
         return (stack, healing)
     }
 
     private func healedText(_ healing: SurgeryManifest.Healing?) -> String {
         healing.map { "; healed \($0.refits.count) layers, \(RefitOptions.summary($0.refits))" } ?? ""
-    }
-
-    private var baselineRecord: SurgeryManifest.Method {
-        var record = SurgeryManifest.Method(name: method.rawValue, targetLayers: targetLayers)
-        record.laco = method == .laco ? lacoParameters : nil
-        return record
     }
 
     private var lacoParameters: LaCoParameters {
@@ -220,30 +201,6 @@ struct PruneCommand: ParsableCommand {
                          dtype: out.dtype, replace: out.force)
     }
 
-    /// Runs a baseline method; nil for CoMe and CoMe-P. SLEB calls `saveStep` after each removal.
-    private func runBaseline(_ pruner: LayerPruner, saveStep: @escaping (Int) throws -> Void) throws -> String? {
-        let log: (String) -> Void = { FileHandle.standardError.write(Data("prune: \($0)\n".utf8)) }
-        switch method {
-        case .come, .comeP:
-            return nil
-        case .shortgpt:
-            return "removed layers \(try pruner.removeLowestBI(to: targetLayers)) (lowest BI)"
-        case .reverse:
-            return "removed layers \(pruner.removeLast(to: targetLayers)) (the last ones)"
-        case .magnitude, .magnitudePlus:
-            let removed = try pruner.removeLowestMagnitude(to: targetLayers, protectEnds: method == .magnitudePlus)
-            return "removed layers \(removed) (smallest Σ|w|)"
-        case .sleb:
-            return "removed layers \(try pruner.removeBySLEB(to: targetLayers, progress: log, afterStep: saveStep)) (SLEB, in that order)"
-        case .laco:
-            let groups = try pruner.mergeByLaCo(to: targetLayers, parameters: lacoParameters, progress: log)
-            return "merged layers \(groups.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ", ")) (LaCo)"
-        case .mka:
-            let groups = try pruner.mergeByMKA(to: targetLayers)
-            return "fused layers \(groups.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ", ")) (MKA)"
-        }
-    }
-
     /// The steps of a saved manifest, after checking it comes from the same input, method
     /// and calibration (otherwise continuing would not give the uninterrupted result).
     private func resumableSteps(_ path: String, checkpoint: Checkpoint, method: SurgeryManifest.Method,
@@ -256,10 +213,7 @@ struct PruneCommand: ParsableCommand {
         if manifest.source.configXxh3 != (try SurgeryManifest.configHash(of: checkpoint)) {
             problems.append("its source is another model")
         }
-        if manifest.method.name != method.name || manifest.method.mergeItem != method.mergeItem
-            || manifest.method.withoutRepeat != method.withoutRepeat || manifest.method.skipMetric != method.skipMetric
-            || manifest.method.norms != method.norms || manifest.method.p != method.p || manifest.method.rho != method.rho
-            || manifest.method.ratios != method.ratios || manifest.method.granularity != method.granularity {
+        if !manifest.method.choosesLike(method) {
             problems.append("it was made with other method options (\(manifest.method.name))")
         }
         if let c = manifest.calibration, c.corpusXxh3 != calibration.corpusXXH3 || c.nsamples != calibration.nsamples

@@ -57,7 +57,7 @@ case "layer":
         var y = x
         y.withUnsafeMutableBufferPointer {
             DecoderLayer.forward(weights, shape: s, rope: rope, ropeTables: tables, x: $0.baseAddress!,
-                                 sequences: sequences, length: length, workspace: workspace)
+                                 lengths: Array(repeating: length, count: sequences), workspace: workspace)
         }
     }
     x[0] = 0

@@ -19,7 +19,7 @@ public struct LayerShape: Sendable {
     public var groupSize: Int { heads / kvHeads }
 }
 
-/// A growable f32 buffer owned by a workspace.
+/// A growable f32 buffer owned by a workspace or a KV cache.
 final class ScratchBuffer {
     private(set) var pointer: UnsafeMutablePointer<Float>
     private(set) var capacity: Int
@@ -31,11 +31,13 @@ final class ScratchBuffer {
 
     deinit { pointer.deallocate() }
 
-    /// Ensures room for `count` floats (contents are not kept when it grows).
-    func reserve(_ count: Int) {
+    /// Ensures room for `count` floats; the first `keeping` floats survive a move.
+    func reserve(_ count: Int, keeping: Int = 0) {
         guard count > capacity else { return }
+        let grown = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        if keeping > 0 { grown.update(from: pointer, count: min(keeping, capacity)) }
         pointer.deallocate()
-        pointer = .allocate(capacity: count)
+        pointer = grown
         capacity = count
     }
 }
@@ -48,68 +50,105 @@ public final class LayerWorkspace {
 
     public init() {}
 
-    func reserve(rows: Int, shape: LayerShape, sequenceLength: Int) {
+    func reserve(rows: Int, shape: LayerShape, scoreCount: Int) {
         for (buffer, width) in [(normed, shape.hidden), (q, shape.qWidth), (k, shape.kvWidth), (v, shape.kvWidth),
                                 (attention, shape.qWidth), (gate, shape.intermediate),
                                 (up, shape.intermediate), (input, shape.hidden), (residual, shape.hidden)] {
             buffer.reserve(rows * width)
         }
-        scores.reserve(sequenceLength * sequenceLength)
+        scores.reserve(scoreCount)
     }
 }
 
-/// One pre-norm decoder layer (LLaMA/Mistral/Qwen2/Qwen3), run in place on `x`: a chunk
-/// of `sequences` sequences of `length` tokens each, rows of `hidden` floats, positions
-/// 0..<length within each sequence.
+/// Keys and values (after RoPE) of every layer for the positions seen so far: generation
+/// appends one position per step, eval keeps a shared prefix and runs its continuations
+/// after it.
+public final class KVCache {
+    /// Positions committed; a forward writes its own keys and values after them.
+    public private(set) var count = 0
+    let width: Int
+    private let keys: [ScratchBuffer], values: [ScratchBuffer]
+
+    public init(layers: Int, width: Int) {
+        self.width = width
+        keys = (0..<layers).map { _ in ScratchBuffer() }
+        values = (0..<layers).map { _ in ScratchBuffer() }
+    }
+
+    /// Layer `layer`'s keys and values, with room for `extra` positions after `count`.
+    func rows(layer: Int, extra: Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+        keys[layer].reserve((count + extra) * width * 2, keeping: count * width)
+        values[layer].reserve((count + extra) * width * 2, keeping: count * width)
+        return (keys[layer].pointer, values[layer].pointer)
+    }
+
+    /// Makes the `n` positions the last forward wrote part of the cache.
+    public func commit(_ n: Int) { count += n }
+}
+
+/// One pre-norm decoder layer (LLaMA/Mistral/Qwen2/Qwen3), run in place on `x`: rows of
+/// `hidden` floats, split into sequences of `lengths[s]` tokens. Each sequence continues
+/// the positions in `past` (from 0 without a cache), attends to them and to its own
+/// earlier tokens, and leaves its keys and values in the cache after them.
 ///
 ///     h = x + o_proj(attention(rope(q(norm(x))), rope(k(norm(x))), v(norm(x))))
 ///     x = h + down(silu(gate(norm(h))) · up(norm(h)))
 public enum DecoderLayer {
     public static func forward(_ w: DecoderLayerWeights, shape s: LayerShape, rope: RotaryEmbedding,
                                ropeTables: (cos: [Float], sin: [Float]),
-                               x: UnsafeMutablePointer<Float>, sequences: Int, length: Int,
+                               x: UnsafeMutablePointer<Float>, lengths: [Int], past: KVCache? = nil, layer: Int = 0,
                                workspace ws: LayerWorkspace, observe: ((LayerActivations) -> Void)? = nil,
                                firstSequence: Int = 0) {
-        let rows = sequences * length
-        ws.reserve(rows: rows, shape: s, sequenceLength: length)
+        let rows = lengths.reduce(0, +), longest = lengths.max() ?? 0, pastCount = past?.count ?? 0
+        ws.reserve(rows: rows, shape: s, scoreCount: min(longest, causalBlock) * (pastCount + longest))
         let n = ws.normed.pointer, q = ws.q.pointer, k = ws.k.pointer, v = ws.v.pointer
         let attention = ws.attention.pointer
         let gate = ws.gate.pointer, up = ws.up.pointer
         if observe != nil { ws.input.pointer.update(from: x, count: rows * s.hidden) }
+        let positions = lengths.flatMap { (0..<$0).map { pastCount + $0 } }
 
         // Attention block.
-        w.inputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, n, rows: rows, n: s.hidden, eps: s.eps) }
-        project(n, w.q, w.qBias, q, rows: rows, out: s.qWidth, in: s.hidden)
-        project(n, w.k, w.kBias, k, rows: rows, out: s.kvWidth, in: s.hidden)
-        project(n, w.v, w.vBias, v, rows: rows, out: s.kvWidth, in: s.hidden)
-        if let qNorm = w.qNorm, let kNorm = w.kNorm {
+        norm(x, w, .inputNorm, n, rows: rows, width: s.hidden, eps: s.eps)
+        project(n, w, .q, bias: .qBias, q, rows: rows, out: s.qWidth, in: s.hidden)
+        project(n, w, .k, bias: .kBias, k, rows: rows, out: s.kvWidth, in: s.hidden)
+        project(n, w, .v, bias: .vBias, v, rows: rows, out: s.kvWidth, in: s.hidden)
+        if w[.qNorm] != nil {
             // Qwen3: RMSNorm over each head's head_dim values, before RoPE.
-            qNorm.withUnsafeBufferPointer { Kernels.rmsNorm(q, $0.baseAddress!, q, rows: rows * s.heads, n: s.headDim, eps: s.eps) }
-            kNorm.withUnsafeBufferPointer { Kernels.rmsNorm(k, $0.baseAddress!, k, rows: rows * s.kvHeads, n: s.headDim, eps: s.eps) }
+            norm(q, w, .qNorm, q, rows: rows * s.heads, width: s.headDim, eps: s.eps)
+            norm(k, w, .kNorm, k, rows: rows * s.kvHeads, width: s.headDim, eps: s.eps)
         }
         ropeTables.cos.withUnsafeBufferPointer { c in
             ropeTables.sin.withUnsafeBufferPointer { sn in
-                rope.apply(q, rows: rows, heads: s.heads, rowStride: s.qWidth, cos: c.baseAddress!, sin: sn.baseAddress!) { $0 % length }
-                rope.apply(k, rows: rows, heads: s.kvHeads, rowStride: s.kvWidth, cos: c.baseAddress!, sin: sn.baseAddress!) { $0 % length }
+                rope.apply(q, rows: rows, heads: s.heads, rowStride: s.qWidth, cos: c.baseAddress!, sin: sn.baseAddress!) { positions[$0] }
+                rope.apply(k, rows: rows, heads: s.kvHeads, rowStride: s.kvWidth, cos: c.baseAddress!, sin: sn.baseAddress!) { positions[$0] }
             }
         }
-        for seq in 0..<sequences {
-            let base = seq * length
-            causalAttention(q: q + base * s.qWidth, k: k + base * s.kvWidth, v: v + base * s.kvWidth,
-                            out: attention + base * s.qWidth, length: length, shape: s, scores: ws.scores.pointer)
+        var first = 0
+        for t in lengths {
+            var keys = UnsafePointer(k + first * s.kvWidth), values = UnsafePointer(v + first * s.kvWidth)
+            if let past {
+                // The sequence's keys and values go after the cached ones; attention reads both.
+                let cached = past.rows(layer: layer, extra: t)
+                (cached.keys + pastCount * s.kvWidth).update(from: keys, count: t * s.kvWidth)
+                (cached.values + pastCount * s.kvWidth).update(from: values, count: t * s.kvWidth)
+                (keys, values) = (UnsafePointer(cached.keys), UnsafePointer(cached.values))
+            }
+            causalAttention(q: q + first * s.qWidth, keys: keys, values: values, out: attention + first * s.qWidth,
+                            queries: t, past: pastCount, shape: s, scores: ws.scores.pointer)
+            first += t
         }
-        projectAdding(attention, w.o, w.oBias, into: x, rows: rows, out: s.hidden, in: s.qWidth)
+        projectAdding(attention, w, .o, bias: .oBias, into: x, rows: rows, out: s.hidden, in: s.qWidth)
         if observe != nil { ws.residual.pointer.update(from: x, count: rows * s.hidden) }
 
         // MLP block.
-        w.postAttentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, n, rows: rows, n: s.hidden, eps: s.eps) }
-        project(n, w.gate, w.gateBias, gate, rows: rows, out: s.intermediate, in: s.hidden)
-        project(n, w.up, w.upBias, up, rows: rows, out: s.intermediate, in: s.hidden)
+        norm(x, w, .mlpNorm, n, rows: rows, width: s.hidden, eps: s.eps)
+        project(n, w, .gate, bias: .gateBias, gate, rows: rows, out: s.intermediate, in: s.hidden)
+        project(n, w, .up, bias: .upBias, up, rows: rows, out: s.intermediate, in: s.hidden)
         Kernels.siluMul(gate, up, count: rows * s.intermediate)
-        projectAdding(gate, w.down, w.downBias, into: x, rows: rows, out: s.hidden, in: s.intermediate)
+        projectAdding(gate, w, .down, bias: .downBias, into: x, rows: rows, out: s.hidden, in: s.intermediate)
 
         observe?(LayerActivations(
-            firstSequence: firstSequence, sequenceLength: length, rows: rows,
+            firstSequence: firstSequence, sequenceLength: longest, rows: rows,
             input: UnsafeBufferPointer(start: ws.input.pointer, count: rows * s.hidden),
             attentionOutput: UnsafeBufferPointer(start: attention, count: rows * s.qWidth),
             postAttention: UnsafeBufferPointer(start: ws.residual.pointer, count: rows * s.hidden),
@@ -117,39 +156,46 @@ public enum DecoderLayer {
             output: UnsafeBufferPointer(start: x, count: rows * s.hidden)))
     }
 
+    /// out = RMSNorm(x) · w[field], row by row.
+    static func norm(_ x: UnsafePointer<Float>, _ w: DecoderLayerWeights, _ field: LayerField,
+                     _ out: UnsafeMutablePointer<Float>, rows: Int, width: Int, eps: Float) {
+        w[field]!.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, out, rows: rows, n: width, eps: eps) }
+    }
+
     /// out[rows × out] = x[rows × in] · Wᵀ (+ bias).
-    static func project(_ x: UnsafePointer<Float>, _ w: [Float], _ bias: [Float]?, _ out: UnsafeMutablePointer<Float>,
-                        rows: Int, out n: Int, in k: Int) {
-        w.withUnsafeBufferPointer { BLAS.matmulTransposed(x, $0.baseAddress!, out, m: rows, n: n, k: k) }
-        if let bias { bias.withUnsafeBufferPointer { Kernels.addBias(out, $0.baseAddress!, rows: rows, n: n) } }
+    static func project(_ x: UnsafePointer<Float>, _ w: DecoderLayerWeights, _ field: LayerField, bias: LayerField,
+                        _ out: UnsafeMutablePointer<Float>, rows: Int, out n: Int, in k: Int) {
+        w[field]!.withUnsafeBufferPointer { BLAS.matmulTransposed(x, $0.baseAddress!, out, m: rows, n: n, k: k) }
+        w[bias]?.withUnsafeBufferPointer { Kernels.addBias(out, $0.baseAddress!, rows: rows, n: n) }
     }
 
     /// residual[rows × out] += x[rows × in] · Wᵀ (+ bias): the residual add rides on the
     /// sgemm (beta = 1) instead of a separate buffer and pass.
-    static func projectAdding(_ x: UnsafePointer<Float>, _ w: [Float], _ bias: [Float]?,
+    static func projectAdding(_ x: UnsafePointer<Float>, _ w: DecoderLayerWeights, _ field: LayerField, bias: LayerField,
                               into residual: UnsafeMutablePointer<Float>, rows: Int, out n: Int, in k: Int) {
-        w.withUnsafeBufferPointer { BLAS.matmulTransposed(x, $0.baseAddress!, residual, m: rows, n: n, k: k, beta: 1) }
-        if let bias { bias.withUnsafeBufferPointer { Kernels.addBias(residual, $0.baseAddress!, rows: rows, n: n) } }
+        w[field]!.withUnsafeBufferPointer { BLAS.matmulTransposed(x, $0.baseAddress!, residual, m: rows, n: n, k: k, beta: 1) }
+        w[bias]?.withUnsafeBufferPointer { Kernels.addBias(residual, $0.baseAddress!, rows: rows, n: n) }
     }
 
     /// Query rows per block of causal attention: a block only scores the keys up to its
     /// last row, which skips most of the masked upper triangle.
     public static let causalBlock = 128
 
-    /// Causal GQA attention for one sequence: query head h reads KV head h / G.
-    static func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                out: UnsafeMutablePointer<Float>, length t: Int, shape s: LayerShape,
+    /// Causal GQA attention for one sequence of `queries` tokens after `past` cached
+    /// positions: query i sees keys 0...past + i, and query head h reads KV head h / G.
+    static func causalAttention(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
+                                out: UnsafeMutablePointer<Float>, queries t: Int, past p: Int, shape s: LayerShape,
                                 scores: UnsafeMutablePointer<Float>) {
         let scale = 1 / Float(s.headDim).squareRoot()
         for h in 0..<s.heads {
             let kv = h / s.groupSize
             for first in stride(from: 0, to: t, by: causalBlock) {
-                let rows = min(causalBlock, t - first), keys = first + rows
+                let rows = min(causalBlock, t - first), keys = p + first + rows
                 // scores[rows × keys] = q_h · k_kvᵀ · scale, rows strided through the q/k buffers.
                 BLAS.matmulTransposed(q + first * s.qWidth + h * s.headDim, k + kv * s.headDim, scores,
                                       m: rows, n: keys, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys, alpha: scale)
                 Kernels.parallelChunks(rows, minimum: 32) { chunk in
-                    for i in chunk { Kernels.softmaxPrefix(scores + i * keys, length: first + i + 1, width: keys) }
+                    for i in chunk { Kernels.softmaxPrefix(scores + i * keys, length: p + first + i + 1, width: keys) }
                 }
                 BLAS.matmul(scores, v + kv * s.headDim, out + first * s.qWidth + h * s.headDim, m: rows, n: s.headDim,
                             k: keys, lda: keys, ldb: s.kvWidth, ldc: s.qWidth)

@@ -1,5 +1,6 @@
 import CZstd
 import Foundation
+import SurgeonModel
 import SurgeonFormats
 
 /// The hidden states of every calibration sequence between two layers:
@@ -121,26 +122,13 @@ final class SpillFile {
 
     init(chunkFloats: Int) throws {
         self.chunkFloats = chunkFloats
-        current = (try Self.temporaryFile(), [])
-        next = try Self.temporaryFile()
+        current = (try TemporaryFile.create(), [])
+        next = try TemporaryFile.create()
     }
 
     deinit {
         close(current.fd)
         close(next)
-    }
-
-    /// Where spill files go: $TMPDIR, or /tmp.
-    static var directory: String { ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp" }
-
-    /// A new unlinked temporary file in `directory`, open for reading and writing.
-    static func temporaryFile() throws -> Int32 {
-        let dir = directory
-        var template = Array("\(dir)/ckpt-surgeon-spill-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw FormatError(.io, path: dir, "cannot create a spill file: \(String(cString: strerror(errno)))") }
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        return fd
     }
 
     func pass(chunkCount: Int, _ body: (Int, UnsafeMutablePointer<Float>) throws -> Void) throws {

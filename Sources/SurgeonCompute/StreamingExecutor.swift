@@ -12,9 +12,8 @@ public final class StreamingExecutor {
     public let shape: LayerShape
     public let rope: RotaryEmbedding
     public let head: LanguageModelHead
-    /// Supplies layer i's weights; surgery swaps in merged layers here.
-    public var layerWeights: (Int) throws -> DecoderLayerWeights
-    public var layerCount: Int
+    /// The checkpoint's own layer count.
+    public let layerCount: Int
     /// Hidden states above this size spill to zstd-compressed temp files.
     public var memoryBudget: Int
     /// Tokens per chunk inside a layer: bounds the activation buffers.
@@ -36,7 +35,6 @@ public final class StreamingExecutor {
         layerCount = checkpoint.config.numHiddenLayers
         self.memoryBudget = memoryBudget
         self.chunkTokens = chunkTokens
-        layerWeights = { try DecoderLayerWeights.load(from: checkpoint, layer: $0) }
     }
 
     /// Embeds `sequences` (all of one length) into a new store: the input of layer 0.
@@ -53,18 +51,20 @@ public final class StreamingExecutor {
         return states
     }
 
-    /// Runs `layers` over `states` in place. `observe` sees each layer's activations;
+    /// Runs `layers` over `states` in place, layer i with `weights(i)` (surgery's stack;
+    /// the checkpoint's own layers by default). `observe` sees each layer's activations;
     /// `boundary` is called after each layer with its index and the states, to cache them.
     public func run(_ states: HiddenStates, layers: Range<Int>,
+                    weights: ((Int) throws -> DecoderLayerWeights)? = nil,
                     observe: ((Int, LayerActivations) -> Void)? = nil,
                     boundary: ((Int, HiddenStates) throws -> Void)? = nil,
                     progress: ((Int) -> Void)? = nil) throws {
         let tables = rope.tables(count: states.length)
         for layer in layers {
-            let weights = try layerWeights(layer)
+            let w = try weights?(layer) ?? DecoderLayerWeights.load(from: checkpoint, layer: layer)
             try states.pass { chunk, buffer in
-                DecoderLayer.forward(weights, shape: shape, rope: rope, ropeTables: tables, x: buffer,
-                                     sequences: chunk.count, length: states.length, workspace: workspace,
+                DecoderLayer.forward(w, shape: shape, rope: rope, ropeTables: tables, x: buffer,
+                                     lengths: Array(repeating: states.length, count: chunk.count), workspace: workspace,
                                      observe: observe.map { f in { f(layer, $0) } }, firstSequence: chunk.lowerBound)
             }
             layerForwards += 1

@@ -23,86 +23,45 @@ public final class Transformer {
 
     /// Logits [tokens.count × vocabulary] of one sequence, all positions at once.
     public func logits(_ tokens: [Int]) -> [Float] {
-        let t = tokens.count
-        var x = [Float](repeating: 0, count: t * shape.hidden)
-        let tables = rope.tables(count: t)
-        return x.withUnsafeMutableBufferPointer { buffer in
+        head.logits(hiddenStates([tokens]), rows: tokens.count)
+    }
+
+    /// Final hidden states (before the final norm) of `sequences`, rows concatenated. Each
+    /// sequence continues the positions in `past` and attends to them; with `commit`
+    /// (one sequence only) its keys and values stay in the cache.
+    public func hiddenStates(_ sequences: [[Int]], past: KVCache? = nil, commit: Bool = false) -> [Float] {
+        precondition(!commit || (past != nil && sequences.count == 1), "only one sequence can be added to a cache")
+        let tokens = sequences.flatMap { $0 }
+        let lengths = sequences.map(\.count)
+        var x = [Float](repeating: 0, count: tokens.count * shape.hidden)
+        guard !tokens.isEmpty else { return x }
+        let tables = rope.tables(count: (past?.count ?? 0) + lengths.max()!)
+        x.withUnsafeMutableBufferPointer { buffer in
             head.embed(tokens[...], into: buffer.baseAddress!)
-            for w in layers {
+            for (l, w) in layers.enumerated() {
                 DecoderLayer.forward(w, shape: shape, rope: rope, ropeTables: tables, x: buffer.baseAddress!,
-                                     sequences: 1, length: t, workspace: workspace)
+                                     lengths: lengths, past: past, layer: l, workspace: workspace)
             }
-            return head.logits(buffer.baseAddress!, rows: t)
         }
+        if commit { past!.commit(tokens.count) }
+        return x
     }
 
-    /// A KV cache for generating up to `capacity` positions.
-    public func makeCache(capacity: Int) -> KVCache {
-        KVCache(layers: layers.count, capacity: capacity, width: shape.kvWidth)
+    /// An empty KV cache for this model.
+    public func makeCache() -> KVCache {
+        KVCache(layers: layers.count, width: shape.kvWidth)
     }
 
-    /// Runs one token at `cache.count` through every layer, appending its keys and values
-    /// to the cache, and returns its logits.
+    /// Runs one token after the cached positions, adds its keys and values to the cache,
+    /// and returns its logits.
     public func step(_ token: Int, cache: KVCache) -> [Float] {
-        let s = shape
-        let position = cache.count
-        precondition(position < cache.capacity, "KV cache full")
-        var x = [Float](repeating: 0, count: s.hidden)
-        var normed = x, q = [Float](repeating: 0, count: s.qWidth), k = [Float](repeating: 0, count: s.kvWidth)
-        var v = k, attention = q, projected = x
-        var gate = [Float](repeating: 0, count: s.intermediate), up = gate
-        var scores = [Float](repeating: 0, count: position + 1)
-        let tables = rope.tables(count: 1, offset: position)
-        x.withUnsafeMutableBufferPointer { head.embed([token][...], into: $0.baseAddress!) }
-        for (l, w) in layers.enumerated() {
-            w.inputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, &normed, rows: 1, n: s.hidden, eps: s.eps) }
-            DecoderLayer.project(normed, w.q, w.qBias, &q, rows: 1, out: s.qWidth, in: s.hidden)
-            DecoderLayer.project(normed, w.k, w.kBias, &k, rows: 1, out: s.kvWidth, in: s.hidden)
-            DecoderLayer.project(normed, w.v, w.vBias, &v, rows: 1, out: s.kvWidth, in: s.hidden)
-            if let qNorm = w.qNorm, let kNorm = w.kNorm {
-                q.withUnsafeMutableBufferPointer { qp in
-                    qNorm.withUnsafeBufferPointer { Kernels.rmsNorm(qp.baseAddress!, $0.baseAddress!, qp.baseAddress!, rows: s.heads, n: s.headDim, eps: s.eps) }
-                }
-                k.withUnsafeMutableBufferPointer { kp in
-                    kNorm.withUnsafeBufferPointer { Kernels.rmsNorm(kp.baseAddress!, $0.baseAddress!, kp.baseAddress!, rows: s.kvHeads, n: s.headDim, eps: s.eps) }
-                }
-            }
-            rope.apply(&q, rows: 1, heads: s.heads, rowStride: s.qWidth, cos: tables.cos, sin: tables.sin) { _ in 0 }
-            rope.apply(&k, rows: 1, heads: s.kvHeads, rowStride: s.kvWidth, cos: tables.cos, sin: tables.sin) { _ in 0 }
-            cache.append(layer: l, key: k, value: v)
-            // Attention of the new query over every cached position (no mask needed).
-            let scale = 1 / Float(s.headDim).squareRoot()
-            for h in 0..<s.heads {
-                let kv = h / s.groupSize
-                for p in 0...position {
-                    var dot: Float = 0
-                    for i in 0..<s.headDim { dot += q[h * s.headDim + i] * cache.keys[l][p * s.kvWidth + kv * s.headDim + i] }
-                    scores[p] = dot * scale
-                }
-                scores.withUnsafeMutableBufferPointer { Kernels.softmaxPrefix($0.baseAddress!, length: position + 1, width: position + 1) }
-                for i in 0..<s.headDim {
-                    var sum: Float = 0
-                    for p in 0...position { sum += scores[p] * cache.values[l][p * s.kvWidth + kv * s.headDim + i] }
-                    attention[h * s.headDim + i] = sum
-                }
-            }
-            DecoderLayer.project(attention, w.o, w.oBias, &projected, rows: 1, out: s.hidden, in: s.qWidth)
-            for i in 0..<s.hidden { x[i] += projected[i] }
-            w.postAttentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, &normed, rows: 1, n: s.hidden, eps: s.eps) }
-            DecoderLayer.project(normed, w.gate, w.gateBias, &gate, rows: 1, out: s.intermediate, in: s.hidden)
-            DecoderLayer.project(normed, w.up, w.upBias, &up, rows: 1, out: s.intermediate, in: s.hidden)
-            Kernels.siluMul(&gate, up, count: s.intermediate)
-            DecoderLayer.project(gate, w.down, w.downBias, &projected, rows: 1, out: s.hidden, in: s.intermediate)
-            for i in 0..<s.hidden { x[i] += projected[i] }
-        }
-        cache.count += 1
-        return head.logits(x, rows: 1)
+        head.logits(hiddenStates([[token]], past: cache, commit: true), rows: 1)
     }
 
     /// Greedy decoding: feeds `prompt`, then appends the most likely token `maxTokens`
     /// times, stopping early at `stop`.
     public func generate(prompt: [Int], maxTokens: Int, stop: Set<Int> = [], onToken: ((Int) -> Void)? = nil) -> [Int] {
-        let cache = makeCache(capacity: prompt.count + maxTokens)
+        let cache = makeCache()
         var logits: [Float] = []
         for t in prompt { logits = step(t, cache: cache) }
         var out: [Int] = []
@@ -115,28 +74,5 @@ public final class Transformer {
             logits = step(next, cache: cache)
         }
         return out
-    }
-}
-
-/// Keys and values of every layer for the positions generated so far.
-public final class KVCache {
-    public let capacity: Int
-    public var count = 0
-    var keys: [[Float]], values: [[Float]]
-    private let width: Int
-
-    init(layers: Int, capacity: Int, width: Int) {
-        self.capacity = capacity
-        self.width = width
-        keys = Array(repeating: [Float](repeating: 0, count: capacity * width), count: layers)
-        values = keys
-    }
-
-    func append(layer: Int, key: [Float], value: [Float]) {
-        let base = count * width
-        for i in 0..<width {
-            keys[layer][base + i] = key[i]
-            values[layer][base + i] = value[i]
-        }
     }
 }

@@ -36,7 +36,7 @@ public enum Converter {
             let tensors = try ordered.map { t -> (ggufName: String, writer: TensorWriter) in
                 let rows = GGUFExporter.ggufRowOrder(for: t.name, config: checkpoint.config, family: checkpoint.family)
                 let writer = TensorWriter(tensor: t, hfRowOrder: rows, outputDType: try dtype.resolve(for: t, in: .gguf))
-                return (TensorNames.gguf(fromHF: t.name) ?? t.name, writer)
+                return (TensorNames.gguf(fromHF: t.name, family: checkpoint.family) ?? t.name, writer)
             }
             var exporter = GGUFExporter(checkpoint: checkpoint, tensors: tensors)
             exporter.extraMetadata = try surgerySummary(of: checkpoint)

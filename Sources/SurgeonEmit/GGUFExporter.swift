@@ -31,14 +31,7 @@ public struct GGUFExporter {
 
     /// The HF row order llama.cpp expects for `name` (q/k of LLaMA-family models).
     public static func ggufRowOrder(for name: String, config: ModelConfig, family: ModelFamily) -> [Int]? {
-        guard family.traits.ggufPermutesQK else { return nil }
-        if name.hasSuffix("self_attn.q_proj.weight") {
-            return QKPermutation.hfRowsForGGUF(heads: config.numAttentionHeads, headDim: config.headDim)
-        }
-        if name.hasSuffix("self_attn.k_proj.weight") {
-            return QKPermutation.hfRowsForGGUF(heads: config.numKeyValueHeads, headDim: config.headDim)
-        }
-        return nil
+        QKPermutation.rows(of: name, config: config, family: family, .hfRowsForGGUF)
     }
 
     public var layout: GGUFLayout {
@@ -82,7 +75,7 @@ public struct GGUFExporter {
             ("\(arch).rope.freq_base", .float32(Float(c.ropeTheta))),
             ("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
         ]
-        if c.headDim != c.hiddenSize / c.numAttentionHeads || checkpoint.family == .qwen3 {
+        if c.headDim != c.hiddenSize / c.numAttentionHeads || checkpoint.family.traits.ggufAlwaysWritesKeyLength {
             kv.append(("\(arch).attention.key_length", .uint32(UInt32(c.headDim))))
             kv.append(("\(arch).attention.value_length", .uint32(UInt32(c.headDim))))
         }

@@ -43,38 +43,8 @@ public struct SurgeryManifest: Codable, Sendable {
         public var corpusTokens: Int
     }
 
-    public struct Method: Codable, Sendable {
-        public init(name: String, targetLayers: Int? = nil, mergeItem: Int? = nil, p: Double? = nil, rho: Double? = nil,
-                    ratios: [Double]? = nil, norms: String? = nil, skipMetric: String? = nil, withoutRepeat: Bool? = nil,
-                    resume: Bool? = nil, granularity: Int? = nil, laco: LaCoParameters? = nil) {
-            self.name = name
-            self.targetLayers = targetLayers
-            self.mergeItem = mergeItem
-            self.p = p
-            self.rho = rho
-            self.ratios = ratios
-            self.norms = norms
-            self.skipMetric = skipMetric
-            self.withoutRepeat = withoutRepeat
-            self.resume = resume
-            self.granularity = granularity
-            self.laco = laco
-        }
-
-        public var name: String
-        public var targetLayers: Int?
-        public var mergeItem: Int?
-        public var p: Double?
-        public var rho: Double?
-        public var ratios: [Double]?
-        public var norms: String?
-        public var skipMetric: String?
-        public var withoutRepeat: Bool?
-        public var resume: Bool?
-        /// CoMe-P's search granularity n (ratios i/n).
-        public var granularity: Int?
-        public var laco: LaCoParameters?
-    }
+    /// The method and its parameters (each method fills in its own: `PruningMethod`).
+    public typealias Method = MethodRecord
 
     /// Output layer `output` replaces original layers `original[0]...original[1]`.
     public struct LayerProvenance: Codable, Sendable {

@@ -52,7 +52,8 @@ public struct SurgeryWriter {
                     if let w = try copy(spec.name, as: TensorLayout.layerPrefix(i) + suffix) { out.append(w) }
                 }
             case .built(let layer, let originals):
-                for (suffix, shape, field) in DecoderLayerWeights.namedFields(c, has: { layer.count($0) != nil }) {
+                for row in LayerTensors.present(c, family: checkpoint.family) where layer.count(row.field) != nil {
+                    let suffix = row.hfSuffix, shape = row.shape(c), field = row.field
                     let name = TensorLayout.layerPrefix(i) + suffix
                     // A merged tensor keeps the dtype its first source tensor had, where
                     // the output can hold it.
@@ -98,7 +99,7 @@ public struct SurgeryWriter {
             try folder.write(to: path, replace: replace, progress: progress)
         case .gguf:
             try OutputFile.refuseExisting(path, replace: replace)
-            var exporter = GGUFExporter(checkpoint: checkpoint, tensors: writers.map { (TensorNames.gguf(fromHF: $0.name) ?? $0.name, $0) })
+            var exporter = GGUFExporter(checkpoint: checkpoint, tensors: writers.map { (TensorNames.gguf(fromHF: $0.name, family: checkpoint.family) ?? $0.name, $0) })
             exporter.config = config
             exporter.extraMetadata = ggufSummary ?? SurgeryManifest.ggufSummary(
                 method: methodName, sourceLayers: checkpoint.config.numHiddenLayers,

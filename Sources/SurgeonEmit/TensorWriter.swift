@@ -18,7 +18,7 @@ public struct TensorWriter {
         /// f32 values in HF layout, rows taken in `rows` order.
         case memory([Float], rows: [Int]?)
         /// A merged layer's f32 tensor parked on disk, read a chunk of rows at a time.
-        case spilled(SpilledLayer, DecoderLayerWeights.Field, rows: [Int]?)
+        case spilled(SpilledLayer, LayerField, rows: [Int]?)
     }
 
     public let name: String
@@ -51,7 +51,7 @@ public struct TensorWriter {
         source = .memory(values, rows: hfRowOrder)
     }
 
-    public init(name: String, shape: [Int], spilled layer: SpilledLayer, field: DecoderLayerWeights.Field,
+    public init(name: String, shape: [Int], spilled layer: SpilledLayer, field: LayerField,
                 hfRowOrder: [Int]? = nil, outputDType: DType) {
         precondition(layer.count(field) == shape.reduce(1, *), "\(name): stored values do not fill shape \(shape)")
         self.name = name

@@ -149,27 +149,15 @@ public struct Checkpoint: Sendable {
         var tensors: [CheckpointTensor] = []
         var unmapped: [TensorInfo] = []
         for info in gguf.tensors {
-            guard let name = TensorNames.hf(fromGGUF: info.name) else {
+            guard let name = TensorNames.hf(fromGGUF: info.name, family: family) else {
                 unmapped.append(info)
                 continue
             }
             tensors.append(CheckpointTensor(name: name, stored: info,
-                                            storedRows: qkRowOrder(name, config: config, family: family)))
+                                            storedRows: QKPermutation.rows(of: name, config: config, family: family, .ggufRowsForHF)))
         }
         return Checkpoint(path: path, format: .gguf, config: config, family: family, configJSON: nil,
                           tensors: tensors, unmappedTensors: unmapped, gguf: gguf, folder: nil,
                           safetensorsMetadata: [])
-    }
-
-    /// Where each HF row of a LLaMA-GGUF q/k weight is stored (SPEC §2); nil elsewhere.
-    static func qkRowOrder(_ name: String, config: ModelConfig, family: ModelFamily) -> [Int]? {
-        guard family.traits.ggufPermutesQK else { return nil }
-        if name.hasSuffix("self_attn.q_proj.weight") {
-            return QKPermutation.ggufRowsForHF(heads: config.numAttentionHeads, headDim: config.headDim)
-        }
-        if name.hasSuffix("self_attn.k_proj.weight") {
-            return QKPermutation.ggufRowsForHF(heads: config.numKeyValueHeads, headDim: config.headDim)
-        }
-        return nil
     }
 }

@@ -8,8 +8,9 @@ public enum GGUFModelConfig {
         guard let arch = gguf["general.architecture"]?.string else {
             throw FormatError(.invalidHeader, path: path, "missing general.architecture")
         }
-        guard let family = family(forGGUFArchitecture: arch) else {
-            throw FormatError(.unsupported, path: path, "unsupported architecture \"\(arch)\" (supported: llama, qwen2, qwen3)")
+        guard let family = ModelFamily(ggufArchitecture: arch) else {
+            let supported = ModelFamily.ggufArchitectures.joined(separator: ", ")
+            throw FormatError(.unsupported, path: path, "unsupported architecture \"\(arch)\" (supported: \(supported))")
         }
         func int(_ key: String) throws -> Int {
             guard let v = gguf["\(arch).\(key)"]?.int else {
@@ -46,16 +47,6 @@ public enum GGUFModelConfig {
             torchDtype: nil)
         try Checkpoint.checkHeads(config, path: path)
         return (config, family)
-    }
-
-    /// llama.cpp's arch names: Mistral and the other LLaMA copies are stored as "llama".
-    public static func family(forGGUFArchitecture arch: String) -> ModelFamily? {
-        switch arch {
-        case "llama": .llama
-        case "qwen2": .qwen2
-        case "qwen3": .qwen3
-        default: nil
-        }
     }
 
     /// Linear and YaRN scaling are stored as keys; llama3 scaling only as a `rope_freqs`

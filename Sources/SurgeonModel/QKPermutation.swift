@@ -18,6 +18,23 @@ public enum QKPermutation {
         return rows
     }
 
+    public enum Direction { case hfRowsForGGUF, ggufRowsForHF }
+
+    /// The permutation of tensor `name` in a family whose GGUFs permute q/k (SPEC §2):
+    /// for each GGUF row its HF row (writing), or for each HF row its GGUF row (reading);
+    /// nil for other tensors and families.
+    public static func rows(of name: String, config c: ModelConfig, family: ModelFamily, _ direction: Direction) -> [Int]? {
+        guard family.traits.ggufPermutesQK else { return nil }
+        let heads: Int
+        if name.hasSuffix("self_attn.q_proj.weight") { heads = c.numAttentionHeads }
+        else if name.hasSuffix("self_attn.k_proj.weight") { heads = c.numKeyValueHeads }
+        else { return nil }
+        switch direction {
+        case .hfRowsForGGUF: return hfRowsForGGUF(heads: heads, headDim: c.headDim)
+        case .ggufRowsForHF: return ggufRowsForHF(heads: heads, headDim: c.headDim)
+        }
+    }
+
     /// For each HF row, the GGUF row it is stored in (apply when reading GGUF).
     public static func ggufRowsForHF(heads: Int, headDim: Int) -> [Int] {
         let forward = hfRowsForGGUF(heads: heads, headDim: headDim)

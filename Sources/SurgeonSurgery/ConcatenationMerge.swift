@@ -40,47 +40,42 @@ public enum ConcatenationMerge {
     }
 
     /// Builds the merged layer from the units each layer keeps (also how a manifest's
-    /// steps are replayed); `ratios` weight the vectors that cannot be concatenated.
+    /// steps are replayed); `ratios` weight the vectors that cannot be concatenated. Each
+    /// tensor follows its row of the layer table.
     public static func merge(_ layers: [DecoderLayerWeights], ratios: [Double], kept: [KeptUnits],
                              config c: ModelConfig, norms: NormRule) -> DecoderLayerWeights {
-        let h = c.hiddenSize, d = c.headDim, g = c.numAttentionHeads / c.numKeyValueHeads
-        let qWidth = c.numAttentionHeads * d, f = c.intermediateSize
-
         var merged = layers[0]
-        // Attention: a KV group is K/V rows [j·d, (j+1)·d), q rows of heads jG..<(j+1)G, and
-        // the o_proj columns behind those heads. Query heads keep their order inside the
-        // group, so merged query head j'·G + i still reads merged KV head j'.
-        let kvRows = zip(layers, kept).map { w, k in k.kvGroups.map { j in (w, (j * d)..<((j + 1) * d)) } }.flatMap { $0 }
-        let qRows = zip(layers, kept).map { w, k in k.kvGroups.map { j in (w, (j * g * d)..<((j + 1) * g * d)) } }.flatMap { $0 }
-        merged.q = gatherRows(qRows.map { ($0.0.q, $0.1) }, width: h)
-        merged.k = gatherRows(kvRows.map { ($0.0.k, $0.1) }, width: h)
-        merged.v = gatherRows(kvRows.map { ($0.0.v, $0.1) }, width: h)
-        merged.o = gatherColumns(qRows.map { ($0.0.o, $0.1) }, rows: h, width: qWidth)
-        if layers[0].qBias != nil {
-            merged.qBias = gatherRows(qRows.map { ($0.0.qBias!, $0.1) }, width: 1)
-            merged.kBias = gatherRows(kvRows.map { ($0.0.kBias!, $0.1) }, width: 1)
-            merged.vBias = gatherRows(kvRows.map { ($0.0.vBias!, $0.1) }, width: 1)
-        }
-        merged.oBias = weightedSum(layers.map(\.oBias), ratios)
-        merged.qNorm = weightedSum(layers.map(\.qNorm), ratios)
-        merged.kNorm = weightedSum(layers.map(\.kNorm), ratios)
-
-        // FFN: channel i is row i of gate and up, column i of down.
-        let channels = zip(layers, kept).map { w, k in k.ffnChannels.map { i in (w, i..<(i + 1)) } }.flatMap { $0 }
-        merged.gate = gatherRows(channels.map { ($0.0.gate, $0.1) }, width: h)
-        merged.up = gatherRows(channels.map { ($0.0.up, $0.1) }, width: h)
-        merged.down = gatherColumns(channels.map { ($0.0.down, $0.1) }, rows: h, width: f)
-        if layers[0].gateBias != nil {
-            merged.gateBias = gatherRows(channels.map { ($0.0.gateBias!, $0.1) }, width: 1)
-            merged.upBias = gatherRows(channels.map { ($0.0.upBias!, $0.1) }, width: 1)
-        }
-        merged.downBias = weightedSum(layers.map(\.downBias), ratios)
-
-        if norms == .mean {
-            merged.inputNorm = mean(layers.map(\.inputNorm))
-            merged.postAttentionNorm = mean(layers.map(\.postAttentionNorm))
+        for row in LayerTensors.table where layers[0][row.field] != nil {
+            let sources = layers.map { $0[row.field]! }
+            let shape = row.shape(c)
+            switch row.merge {
+            case .rows(let unit):
+                merged[row.field] = gatherRows(parts(sources, kept, unit, c), width: shape.count == 2 ? shape[1] : 1)
+            case .columns(let unit):
+                merged[row.field] = gatherColumns(parts(sources, kept, unit, c), rows: shape[0], width: shape[1])
+            case .ratioWeighted:
+                merged[row.field] = weightedSum(sources, ratios)
+            case .norm:
+                if norms == .mean { merged[row.field] = mean(sources) }
+            }
         }
         return merged
+    }
+
+    /// Each layer's tensor with the index ranges (rows or columns) of the units it keeps,
+    /// in layer order. A KV group is K/V rows [j·d, (j+1)·d), the q rows of heads
+    /// jG..<(j+1)G and the o_proj columns behind them; query heads keep their order inside
+    /// the group, so merged query head j'·G + i still reads merged KV head j'. An FFN
+    /// channel is row i of gate and up and column i of down.
+    static func parts(_ sources: [[Float]], _ kept: [KeptUnits], _ unit: MergeUnit, _ c: ModelConfig) -> [([Float], Range<Int>)] {
+        let d = c.headDim, g = c.numAttentionHeads / c.numKeyValueHeads
+        return zip(sources, kept).flatMap { w, k -> [([Float], Range<Int>)] in
+            switch unit {
+            case .kvGroup: k.kvGroups.map { j in (w, (j * d)..<((j + 1) * d)) }
+            case .queryGroup: k.kvGroups.map { j in (w, (j * g * d)..<((j + 1) * g * d)) }
+            case .ffnChannel: k.ffnChannels.map { i in (w, i..<(i + 1)) }
+            }
+        }
     }
 
     /// Concatenates row ranges of row-major matrices `width` wide.
@@ -111,11 +106,10 @@ public enum ConcatenationMerge {
         return out.map { $0 / n }
     }
 
-    /// Σ r_t · v_t, or nil when the layers have no such tensor.
-    static func weightedSum(_ vectors: [[Float]?], _ ratios: [Double]) -> [Float]? {
-        guard let first = vectors[0] else { return nil }
-        var out = [Double](repeating: 0, count: first.count)
-        for (v, r) in zip(vectors, ratios) { for i in out.indices { out[i] += r * Double(v![i]) } }
+    /// Σ r_t · v_t.
+    static func weightedSum(_ vectors: [[Float]], _ ratios: [Double]) -> [Float] {
+        var out = [Double](repeating: 0, count: vectors[0].count)
+        for (v, r) in zip(vectors, ratios) { for i in out.indices { out[i] += r * Double(v[i]) } }
         return out.map { Float($0) }
     }
 }

@@ -113,8 +113,7 @@ public struct Healer {
         for b in 0...last {
             guard let target = targets[b] else {
                 let weights = try stack.weights(b, checkpoint: student)
-                studentRun.layerWeights = { _ in weights }
-                try studentRun.run(studentStates, layers: b..<(b + 1))
+                try studentRun.run(studentStates, layers: b..<(b + 1), weights: { _ in weights })
                 forwardsDone += 1
                 continue
             }
@@ -147,9 +146,8 @@ public struct Healer {
         // The layer's input, kept on disk for the second run with the refitted weights.
         let input = try states.copy(memoryBudget: 0)
         let fit = RidgeRegression(inputs: student.config.intermediateSize, outputs: student.config.hiddenSize,
-                                  intercept: weights.downBias != nil)
-        executor.layerWeights = { [weights] _ in weights }
-        let before = try run(executor, states, layer: b, against: teacher) { a, t in
+                                  intercept: weights[.downBias] != nil)
+        let before = try run(executor, states, layer: b, weights: weights, against: teacher) { a, t in
             fit.add(x: a.mlpIntermediate.baseAddress!, target: t, minus: a.postAttention.baseAddress!, rows: a.rows)
         }
         let solution: RidgeRegression.Solution
@@ -161,23 +159,23 @@ public struct Healer {
         if solution.ridge != options.ridge {
             log("layer \(b): the system was singular at ridge \(options.ridge); solved at ridge \(solution.ridge)")
         }
-        weights.down = solution.weights
-        weights.downBias = solution.bias
+        weights[.down] = solution.weights
+        weights[.downBias] = solution.bias
         states = input
-        executor.layerWeights = { [weights] _ in weights }
-        let after = try run(executor, states, layer: b, against: teacher) { _, _ in }
+        let after = try run(executor, states, layer: b, weights: weights, against: teacher) { _, _ in }
         return (before, after, solution.ridge)
     }
 
-    /// Runs student layer `layer` over `states` in place; `visit` sees each chunk's
+    /// Runs student layer `layer` (`weights`) over `states` in place; `visit` sees each chunk's
     /// activations with the teacher's states for the same tokens. Returns the output's
     /// mean squared error against the teacher per element.
-    private func run(_ executor: StreamingExecutor, _ states: HiddenStates, layer: Int, against teacher: HiddenStates,
+    private func run(_ executor: StreamingExecutor, _ states: HiddenStates, layer: Int, weights: DecoderLayerWeights,
+                     against teacher: HiddenStates,
                      visit: @escaping (LayerActivations, UnsafePointer<Float>) -> Void) throws -> Double {
         precondition(states.chunkSequences == teacher.chunkSequences, "teacher and student chunk alike")
         var squared = 0.0, count = 0
         var failure: Error?
-        try executor.run(states, layers: layer..<(layer + 1), observe: { _, a in
+        try executor.run(states, layers: layer..<(layer + 1), weights: { _ in weights }, observe: { _, a in
             do {
                 try teacher.withChunk(a.firstSequence / teacher.chunkSequences) { t in
                     visit(a, t)

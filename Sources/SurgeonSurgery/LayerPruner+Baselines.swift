@@ -5,7 +5,7 @@ import SurgeonCompute
 /// the model down to `lowestLayer`, keeping a merge when the pruned model's last-layer
 /// states stay within cosine `threshold` of the original's; after a merge the search jumps
 /// down `interval` layers.
-public struct LaCoParameters: Sendable, Codable {
+public struct LaCoParameters: Sendable, Codable, Equatable {
     public var group = 3
     public var threshold = 0.65
     public var interval = 2

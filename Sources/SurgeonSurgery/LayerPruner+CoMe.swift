@@ -1,5 +1,6 @@
 import Foundation
 import SurgeonCompute
+import SurgeonModel
 
 /// CoMe's progressive pruning: Alg. 1 (BI-heuristic ratios) and Alg. 2 (CoMe-P, ratios
 /// searched by calibration perplexity).

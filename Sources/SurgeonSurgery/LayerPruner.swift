@@ -94,13 +94,12 @@ public final class LayerPruner {
         collector.windowStarts = windowStarts
         for layer in straddling(start) { try collector.preloadInput(layer: layer, states: boundaries[layer]!) }
         let stack = self.stack, checkpoint = self.checkpoint
-        executor.layerWeights = { i in
+        let weights = { (i: Int) in
             let w = try stack.weights(i, checkpoint: checkpoint)
             collector.prepare(layer: i, weights: w)
             return w
         }
-        executor.layerCount = end
-        try executor.run(states, layers: start..<end, observe: { collector.observe(layer: $0, $1) },
+        try executor.run(states, layers: start..<end, weights: weights, observe: { collector.observe(layer: $0, $1) },
                          boundary: { [self] layer, s in
                              collector.finish(layer: layer)
                              if options.resume && layer + 1 < end { boundaries[layer + 1] = try s.copy(memoryBudget: 0) }
@@ -184,8 +183,7 @@ public final class LayerPruner {
         let start = boundaries.keys.filter { $0 <= layer }.max()!
         let states = try boundaries[start]!.copy(memoryBudget: 0)
         let stack = self.stack, checkpoint = self.checkpoint
-        executor.layerWeights = { try stack.weights($0, checkpoint: checkpoint) }
-        try executor.run(states, layers: start..<layer)
+        try executor.run(states, layers: start..<layer, weights: { try stack.weights($0, checkpoint: checkpoint) })
         boundaries[layer] = states
         return states
     }
@@ -195,8 +193,7 @@ public final class LayerPruner {
     func runCandidate(from first: Int, to end: Int,
                       weights: @escaping (Int) throws -> DecoderLayerWeights) throws -> HiddenStates {
         let states = try statesEntering(first).copy(memoryBudget: options.memoryBudget)
-        executor.layerWeights = weights
-        try executor.run(states, layers: first..<end)
+        try executor.run(states, layers: first..<end, weights: weights)
         return states
     }
 

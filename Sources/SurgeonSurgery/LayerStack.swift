@@ -53,29 +53,3 @@ public struct LayerStack: Sendable {
         layers[i] = .built(try SpilledLayer(weights), originals: originals(i))
     }
 }
-
-extension DecoderLayerWeights {
-    /// The tensors a layer of config `c` has, under their HF suffixes (after
-    /// `model.layers.N.`), with shapes and the field holding each; `has` says which
-    /// optional fields (biases, q/k norms) the layer carries.
-    public static func namedFields(_ c: ModelConfig, has: (Field) -> Bool) -> [(suffix: String, shape: [Int], field: Field)] {
-        let h = c.hiddenSize, q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
-        let f = c.intermediateSize
-        var out: [(suffix: String, shape: [Int], field: Field)] = [("input_layernorm.weight", [h], .inputNorm)]
-        for (name, rows, w, b) in [("q_proj", q, Field.q, Field.qBias), ("k_proj", kv, .k, .kBias), ("v_proj", kv, .v, .vBias)] {
-            out.append(("self_attn.\(name).weight", [rows, h], w))
-            if has(b) { out.append(("self_attn.\(name).bias", [rows], b)) }
-        }
-        out.append(("self_attn.o_proj.weight", [h, q], .o))
-        if has(.oBias) { out.append(("self_attn.o_proj.bias", [h], .oBias)) }
-        if has(.qNorm) { out.append(("self_attn.q_norm.weight", [c.headDim], .qNorm)) }
-        if has(.kNorm) { out.append(("self_attn.k_norm.weight", [c.headDim], .kNorm)) }
-        out.append(("post_attention_layernorm.weight", [h], .postAttentionNorm))
-        for (name, shape, w, b) in [("gate_proj", [f, h], Field.gate, Field.gateBias), ("up_proj", [f, h], .up, .upBias),
-                                    ("down_proj", [h, f], .down, .downBias)] {
-            out.append(("mlp.\(name).weight", shape, w))
-            if has(b) { out.append(("mlp.\(name).bias", [shape[0]], b)) }
-        }
-        return out
-    }
-}

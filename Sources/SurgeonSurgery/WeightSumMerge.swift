@@ -1,4 +1,5 @@
 import Foundation
+import SurgeonModel
 import SurgeonCompute
 
 /// Weight-sum merging, the family CoMe is compared with (LaCo, MKA): every parameter of
@@ -21,27 +22,17 @@ public enum WeightSumMerge {
     /// running sum and one source layer are held (LaCo's groups are four layers deep).
     public static func merge(count: Int, coefficients c: [Float], norms: Norms,
                              layer: (Int) throws -> DecoderLayerWeights) rethrows -> DecoderLayerWeights {
-        var summed: [WritableKeyPath<DecoderLayerWeights, [Float]>] = [\.q, \.k, \.v, \.o, \.gate, \.up, \.down]
-        var summedOptional: [WritableKeyPath<DecoderLayerWeights, [Float]?>] =
-            [\.qBias, \.kBias, \.vBias, \.oBias, \.gateBias, \.upBias, \.downBias]
-        if norms == .combined {
-            summed += [\.inputNorm, \.postAttentionNorm]
-            summedOptional += [\.qNorm, \.kNorm]
-        }
+        let summed = LayerTensors.table.filter { norms == .combined || !$0.isNorm }.map(\.field)
         // The sum runs from zero, term by term in layer order: 0 + c₀·W₀ + c₁·W₁ + ….
-        func scale(_ out: inout [Float], by ci: Float) {
-            out.withUnsafeMutableBufferPointer { o in for i in o.indices { o[i] = 0 + ci * o[i] } }
-        }
-        func add(_ values: [Float], times ci: Float, to out: inout [Float]) {
-            out.withUnsafeMutableBufferPointer { o in for i in o.indices { o[i] += ci * values[i] } }
-        }
         var m = try layer(0)
-        for path in summed { scale(&m[keyPath: path], by: c[0]) }
-        for path in summedOptional where m[keyPath: path] != nil { scale(&m[keyPath: path]!, by: c[0]) }
+        for field in summed where m[field] != nil { m[field] = m[field]!.map { 0 + c[0] * $0 } }
         for i in 1..<count {
             let w = try layer(i)
-            for path in summed { add(w[keyPath: path], times: c[i], to: &m[keyPath: path]) }
-            for path in summedOptional where m[keyPath: path] != nil { add(w[keyPath: path]!, times: c[i], to: &m[keyPath: path]!) }
+            for field in summed where m[field] != nil {
+                w[field]!.withUnsafeBufferPointer { source in
+                    m[field]!.withUnsafeMutableBufferPointer { o in for j in o.indices { o[j] += c[i] * source[j] } }
+                }
+            }
         }
         return m
     }
@@ -63,7 +54,7 @@ public enum WeightSumMerge {
 public enum LayerMagnitude {
     /// Σ|w| over every parameter of the layer (weights, biases, norms).
     public static func importance(_ w: DecoderLayerWeights) -> Double {
-        DecoderLayerWeights.Field.allCases.reduce(0.0) { total, field in
+        LayerField.allCases.reduce(0.0) { total, field in
             total + (w[field] ?? []).reduce(0.0) { $0 + Double(abs($1)) }
         }
     }

@@ -88,7 +88,7 @@ final class SpilledLayerTests: XCTestCase {
         let weights = try DecoderLayerWeights.load(from: checkpoint, layer: 1)
         let spilled = try SpilledLayer(weights)
         let back = try spilled.load()
-        for field in DecoderLayerWeights.Field.allCases {
+        for field in LayerField.allCases {
             XCTAssertEqual(back[field], weights[field], "\(field)")
             XCTAssertEqual(spilled.count(field), weights[field]?.count)
         }
@@ -97,7 +97,7 @@ final class SpilledLayerTests: XCTestCase {
         var rows = [Float](repeating: 0, count: 2 * checkpoint.config.hiddenSize)
         let width = checkpoint.config.hiddenSize
         try rows.withUnsafeMutableBufferPointer { try spilled.read(.gate, (3 * width)..<(5 * width), into: $0.baseAddress!) }
-        XCTAssertEqual(rows, Array(weights.gate[(3 * width)..<(5 * width)]))
+        XCTAssertEqual(rows, Array(weights[.gate]![(3 * width)..<(5 * width)]))
     }
 }
 
@@ -166,14 +166,14 @@ final class ExecutorTests: XCTestCase {
         var w = try DecoderLayerWeights.load(from: checkpoint, layer: 0)
         let kvHead = 1
         for r in (kvHead * c.headDim)..<((kvHead + 1) * c.headDim) {
-            for j in 0..<c.hiddenSize { w.v[r * c.hiddenSize + j] = 0 }
+            for j in 0..<c.hiddenSize { w[.v]![r * c.hiddenSize + j] = 0 }
         }
         let shape = LayerShape(c), rope = RotaryEmbedding(config: c)
         var x = (0..<(8 * c.hiddenSize)).map { Float(($0 * 37) % 17) / 17 - 0.5 }
         var attention: [Float] = []
         x.withUnsafeMutableBufferPointer { buffer in
             DecoderLayer.forward(w, shape: shape, rope: rope, ropeTables: rope.tables(count: 8), x: buffer.baseAddress!,
-                                 sequences: 1, length: 8, workspace: LayerWorkspace(),
+                                 lengths: [8], workspace: LayerWorkspace(),
                                  observe: { attention = Array($0.attentionOutput) })
         }
         let g = c.numAttentionHeads / c.numKeyValueHeads

@@ -28,14 +28,14 @@ final class TensorNameTests: XCTestCase {
                                  attentionBias: true, mlpBias: true)
         for family in ModelFamily.allCases {
             for spec in TensorLayout.expectedTensors(config, family: family) {
-                guard let gguf = TensorNames.gguf(fromHF: spec.name) else { return XCTFail("no GGUF name for \(spec.name)") }
-                XCTAssertEqual(TensorNames.hf(fromGGUF: gguf), spec.name)
+                guard let gguf = TensorNames.gguf(fromHF: spec.name, family: family) else { return XCTFail("no GGUF name for \(spec.name)") }
+                XCTAssertEqual(TensorNames.hf(fromGGUF: gguf, family: family), spec.name)
             }
         }
-        XCTAssertEqual(TensorNames.gguf(fromHF: "model.layers.12.mlp.down_proj.weight"), "blk.12.ffn_down.weight")
-        XCTAssertEqual(TensorNames.gguf(fromHF: "model.layers.0.self_attn.q_norm.weight"), "blk.0.attn_q_norm.weight")
-        XCTAssertNil(TensorNames.gguf(fromHF: "model.layers.0.self_attn.rotary_emb.inv_freq"))
-        XCTAssertNil(TensorNames.hf(fromGGUF: "rope_freqs.weight"))
+        XCTAssertEqual(TensorNames.gguf(fromHF: "model.layers.12.mlp.down_proj.weight", family: .llama), "blk.12.ffn_down.weight")
+        XCTAssertEqual(TensorNames.gguf(fromHF: "model.layers.0.self_attn.q_norm.weight", family: .qwen3), "blk.0.attn_q_norm.weight")
+        XCTAssertNil(TensorNames.gguf(fromHF: "model.layers.0.self_attn.rotary_emb.inv_freq", family: .llama))
+        XCTAssertNil(TensorNames.hf(fromGGUF: "rope_freqs.weight", family: .llama))
     }
 }
 
@@ -145,5 +145,31 @@ final class TokenizerFilesTests: XCTestCase {
         let vocab = (parsed["model"] as! [String: Any])["vocab"] as! [String: Int]
         XCTAssertEqual(vocab.count, t.tokens.count)
         XCTAssertEqual((parsed["model"] as! [String: Any])["merges"] as? [String], t.merges)
+    }
+}
+
+final class LayerTableTests: XCTestCase {
+    /// Every field has a row, and each family's layer is the table filtered by presence:
+    /// LLaMA has no biases or q/k norms, Qwen2 adds q/k/v biases, Qwen3 the q/k norms.
+    func testEveryFieldHasARowAndFamiliesSelectTheirs() {
+        for field in LayerField.allCases {
+            XCTAssertEqual(LayerTensors.table.filter { $0.field == field }.count, 1, "\(field)")
+        }
+        let c = ModelConfig(modelType: "llama", hiddenSize: 8, intermediateSize: 16, numHiddenLayers: 1,
+                            numAttentionHeads: 2, numKeyValueHeads: 1, rmsNormEps: 1e-6, ropeTheta: 1e4,
+                            maxPositionEmbeddings: 32, vocabSize: 10, tieWordEmbeddings: true)
+        let fields = { (f: ModelFamily) in Set(LayerTensors.present(c, family: f).map(\.field)) }
+        let core: Set<LayerField> = [.inputNorm, .q, .k, .v, .o, .mlpNorm, .gate, .up, .down]
+        XCTAssertEqual(fields(.llama), core)
+        XCTAssertEqual(fields(.qwen2), core.union([.qBias, .kBias, .vBias]))
+        XCTAssertEqual(fields(.qwen3), core.union([.qNorm, .kNorm]))
+        XCTAssertEqual(LayerTensors.present(c, family: .llama).first { $0.field == .o }!.shape(c), [8, 8])
+    }
+
+    func testGGUFArchitecturesComeFromTheTraits() {
+        XCTAssertEqual(ModelFamily(ggufArchitecture: "llama"), .llama, "Mistral GGUFs read as LLaMA")
+        XCTAssertEqual(ModelFamily(ggufArchitecture: "qwen3"), .qwen3)
+        XCTAssertNil(ModelFamily(ggufArchitecture: "gpt2"))
+        XCTAssertEqual(ModelFamily.ggufArchitectures, ["llama", "qwen2", "qwen3"])
     }
 }

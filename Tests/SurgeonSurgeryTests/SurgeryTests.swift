@@ -13,10 +13,13 @@ private func layer(_ tag: Float) -> DecoderLayerWeights {
     func values(_ n: Int, _ offset: Float) -> [Float] { (0..<n).map { tag * 1000 + offset + Float($0) } }
     let h = config.hiddenSize, q = config.numAttentionHeads * config.headDim
     let kv = config.numKeyValueHeads * config.headDim, f = config.intermediateSize
-    return DecoderLayerWeights(inputNorm: values(h, 1), q: values(q * h, 100), k: values(kv * h, 200), v: values(kv * h, 300),
-                               o: values(h * q, 400), qBias: nil, kBias: nil, vBias: nil, oBias: nil, qNorm: nil, kNorm: nil,
-                               postAttentionNorm: values(h, 2), gate: values(f * h, 500), up: values(f * h, 600),
-                               down: values(h * f, 700), gateBias: nil, upBias: nil, downBias: nil)
+    var w = DecoderLayerWeights()
+    for (field, count, offset) in [(LayerField.inputNorm, h, 1), (.q, q * h, 100), (.k, kv * h, 200), (.v, kv * h, 300),
+                                   (.o, h * q, 400), (.mlpNorm, h, 2), (.gate, f * h, 500), (.up, f * h, 600),
+                                   (.down, h * f, 700)] as [(LayerField, Int, Float)] {
+        w[field] = values(count, offset)
+    }
+    return w
 }
 
 final class WeightSumMergeTests: XCTestCase {
@@ -24,11 +27,11 @@ final class WeightSumMergeTests: XCTestCase {
         XCTAssertEqual(WeightSumMerge.lacoCoefficients(count: 3), [-1, 1, 1])
         let layers = [layer(1), layer(2), layer(3)]
         let m = WeightSumMerge.merge(layers, coefficients: WeightSumMerge.lacoCoefficients(count: 3), norms: .first)
-        for i in m.gate.indices {
-            XCTAssertEqual(m.gate[i], layers[0].gate[i] + (layers[1].gate[i] - layers[0].gate[i])
-                + (layers[2].gate[i] - layers[0].gate[i]), accuracy: 1e-3)
+        let gate = layers.map { $0[.gate]! }
+        for i in gate[0].indices {
+            XCTAssertEqual(m[.gate]![i], gate[0][i] + (gate[1][i] - gate[0][i]) + (gate[2][i] - gate[0][i]), accuracy: 1e-3)
         }
-        XCTAssertEqual(m.inputNorm, layers[0].inputNorm, "LaCo keeps the first layer's norms")
+        XCTAssertEqual(m[.inputNorm], layers[0][.inputNorm], "LaCo keeps the first layer's norms")
     }
 
     func testMKAWeightsFromEqualNPIB() {
@@ -36,15 +39,15 @@ final class WeightSumMergeTests: XCTestCase {
         XCTAssertEqual(Double(c[0]), exp(0.5) / (1 + exp(0.5)), accuracy: 1e-7)
         XCTAssertEqual(c[0] + c[1], 1, accuracy: 1e-7)
         let m = WeightSumMerge.merge([layer(1), layer(2)], coefficients: c, norms: .combined)
-        XCTAssertEqual(m.inputNorm[0], c[0] * layer(1).inputNorm[0] + c[1] * layer(2).inputNorm[0], accuracy: 1e-3)
+        XCTAssertEqual(m[.inputNorm]![0], c[0] * layer(1)[.inputNorm]![0] + c[1] * layer(2)[.inputNorm]![0], accuracy: 1e-3)
     }
 
     func testMagnitudeSumsEveryParameter() {
         var w = layer(0)
-        let expected = [w.inputNorm, w.q, w.k, w.v, w.o, w.postAttentionNorm, w.gate, w.up, w.down]
+        let expected = w.fields.map { w[$0]! }
             .reduce(0.0) { $0 + $1.reduce(0.0) { $0 + Double(abs($1)) } }
         XCTAssertEqual(LayerMagnitude.importance(w), expected)
-        w.qBias = [-5, 5, 0, 0, 0, 0, 0, 0]
+        w[.qBias] = [-5, 5, 0, 0, 0, 0, 0, 0]
         XCTAssertEqual(LayerMagnitude.importance(w), expected + 10, "biases count too")
     }
 }
@@ -61,10 +64,9 @@ final class ConcatenationReplayTests: XCTestCase {
         XCTAssertEqual(kept.map(\.ffnChannels.count).reduce(0, +), config.intermediateSize)
         XCTAssertEqual(kept.map(\.kvGroups.count).reduce(0, +), config.numKeyValueHeads)
         let replayed = ConcatenationMerge.merge(layers, ratios: [0.5, 0.5], kept: kept, config: config, norms: .mean)
-        XCTAssertEqual(replayed.q, merged.q)
-        XCTAssertEqual(replayed.o, merged.o)
-        XCTAssertEqual(replayed.down, merged.down)
-        XCTAssertEqual(replayed.inputNorm, merged.inputNorm)
+        for field in [LayerField.q, .o, .down, .inputNorm] {
+            XCTAssertEqual(replayed[field], merged[field], "\(field)")
+        }
         // The top-scoring KV group of each layer is the one kept (group 1, then group 0).
         XCTAssertEqual(kept.map(\.kvGroups), [[1], [0]])
     }
@@ -90,5 +92,31 @@ final class ParallelChunkTests: XCTestCase {
         let scaled = RotaryEmbedding.scaled(plain, s)
         for i in 0..<8 { XCTAssertEqual(plain[i] / factors[i], scaled[i], accuracy: scaled[i] * 1e-6) }
         XCTAssertTrue(factors.contains(1) && factors.contains(8), "both bands are present")
+    }
+}
+
+final class PruningMethodRegistryTests: XCTestCase {
+    func testNamesAreUniqueAndResolve() {
+        let names = PruningMethods.all.map(\.name)
+        XCTAssertEqual(Set(names).count, names.count)
+        for name in names { XCTAssertEqual(PruningMethods.named(name)?.name, name) }
+        XCTAssertNil(PruningMethods.named("taylor"))
+        XCTAssertEqual(PruningMethods.all.filter(\.resumable).map(\.name), ["come", "come-p"])
+        XCTAssertEqual(PruningMethods.all.filter { !$0.calibrates }.map(\.name), ["reverse", "magnitude", "magnitude+", "mka"])
+    }
+
+    /// A saved step resumes only into a run that makes the same choices: the target depth
+    /// and resuming at merge points may differ, nothing else.
+    func testResumeComparesEverythingButTheDepth() throws {
+        let come = try XCTUnwrap(PruningMethods.named("come"))
+        var options = LayerPruner.Options()
+        var record = come.record(options, PruningSettings(targetLayers: 21))
+        XCTAssertTrue(record.choosesLike(come.record(options, PruningSettings(targetLayers: 24))))
+        options.resume = false
+        XCTAssertTrue(record.choosesLike(come.record(options, PruningSettings(targetLayers: 21))))
+        options.p = 2
+        XCTAssertFalse(record.choosesLike(come.record(options, PruningSettings(targetLayers: 21))))
+        record.name = "come-p"
+        XCTAssertFalse(record.choosesLike(come.record(LayerPruner.Options(), PruningSettings(targetLayers: 21))))
     }
 }

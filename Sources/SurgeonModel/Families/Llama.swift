@@ -3,5 +3,6 @@ extension FamilyTraits {
     /// (with optional llama3 frequency scaling), GQA, SiLU-gated MLP, no biases by default.
     public static let llama = FamilyTraits(
         hfClassName: "LlamaForCausalLM", ggufArchitecture: "llama",
-        ggufPermutesQK: true, alwaysHasQKVBias: false, hasQKNorm: false)
+        ggufPermutesQK: true, ggufAlwaysWritesKeyLength: false,
+        alwaysHasQKVBias: false, hasQKNorm: false, comeP: 1, comeRho: nil)
 }

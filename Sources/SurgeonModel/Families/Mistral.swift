@@ -3,5 +3,6 @@ extension FamilyTraits {
     /// (Sliding-window attention only matters past the window, beyond our context lengths.)
     public static let mistral = FamilyTraits(
         hfClassName: "MistralForCausalLM", ggufArchitecture: "llama",
-        ggufPermutesQK: true, alwaysHasQKVBias: false, hasQKNorm: false)
+        ggufPermutesQK: true, ggufAlwaysWritesKeyLength: false,
+        alwaysHasQKVBias: false, hasQKNorm: false, comeP: 1, comeRho: nil)
 }

@@ -3,5 +3,6 @@ extension FamilyTraits {
     /// (often not hidden_size / num_heads), NEOX RoPE.
     public static let qwen3 = FamilyTraits(
         hfClassName: "Qwen3ForCausalLM", ggufArchitecture: "qwen3",
-        ggufPermutesQK: false, alwaysHasQKVBias: false, hasQKNorm: true)
+        ggufPermutesQK: false, ggufAlwaysWritesKeyLength: true,
+        alwaysHasQKVBias: false, hasQKNorm: true, comeP: 32, comeRho: 0.85)
 }

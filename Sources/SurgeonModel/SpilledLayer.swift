@@ -1,37 +1,6 @@
 import Foundation
 import SurgeonFormats
 
-extension DecoderLayerWeights {
-    /// The layer's tensors by field, so that a layer can be stored and rebuilt field by field.
-    public enum Field: CaseIterable, Sendable {
-        case inputNorm, q, k, v, o, qBias, kBias, vBias, oBias, qNorm, kNorm
-        case postAttentionNorm, gate, up, down, gateBias, upBias, downBias
-    }
-
-    public subscript(field: Field) -> [Float]? {
-        switch field {
-        case .inputNorm: inputNorm
-        case .q: q
-        case .k: k
-        case .v: v
-        case .o: o
-        case .qBias: qBias
-        case .kBias: kBias
-        case .vBias: vBias
-        case .oBias: oBias
-        case .qNorm: qNorm
-        case .kNorm: kNorm
-        case .postAttentionNorm: postAttentionNorm
-        case .gate: gate
-        case .up: up
-        case .down: down
-        case .gateBias: gateBias
-        case .upBias: upBias
-        case .downBias: downBias
-        }
-    }
-}
-
 /// A decoder layer's f32 weights parked in an unlinked temporary file.
 ///
 /// Surgery builds merged layers as f32; a prune to 21 layers holds nine of them, which on
@@ -41,16 +10,16 @@ public final class SpilledLayer: @unchecked Sendable {
     private let fd: Int32
     /// Where each present field's floats start in the file, and how many there are.
     private let extents: [Field: (offset: Int, count: Int)]
-    public typealias Field = DecoderLayerWeights.Field
+    public typealias Field = LayerField
 
     public init(_ weights: DecoderLayerWeights) throws {
-        let fd = try SpillFile.temporaryFile()
+        let fd = try TemporaryFile.create()
         self.fd = fd
         var extents: [Field: (offset: Int, count: Int)] = [:]
         var offset = 0
         do {
-            for field in Field.allCases {
-                guard let values = weights[field] else { continue }
+            for field in weights.fields {
+                let values = weights[field]!
                 try values.withUnsafeBytes { try Self.writeAll(fd, $0, at: offset * 4) }
                 extents[field] = (offset, values.count)
                 offset += values.count
@@ -76,7 +45,7 @@ public final class SpilledLayer: @unchecked Sendable {
         let bytes = range.count * 4, start = (extent.offset + range.lowerBound) * 4
         while done < bytes {
             let n = pread(fd, UnsafeMutableRawPointer(out) + done, bytes - done, off_t(start + done))
-            guard n > 0 else { throw FormatError(.io, path: SpillFile.directory, "reading a merged layer back from its spill file failed: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw FormatError(.io, path: TemporaryFile.directory, "reading a merged layer back from its spill file failed: \(String(cString: strerror(errno)))") }
             done += n
         }
     }
@@ -92,14 +61,9 @@ public final class SpilledLayer: @unchecked Sendable {
 
     /// The layer, read back.
     public func load() throws -> DecoderLayerWeights {
-        func required(_ f: Field) throws -> [Float] { try values(f)! }
-        return DecoderLayerWeights(
-            inputNorm: try required(.inputNorm), q: try required(.q), k: try required(.k), v: try required(.v),
-            o: try required(.o), qBias: try values(.qBias), kBias: try values(.kBias), vBias: try values(.vBias),
-            oBias: try values(.oBias), qNorm: try values(.qNorm), kNorm: try values(.kNorm),
-            postAttentionNorm: try required(.postAttentionNorm), gate: try required(.gate), up: try required(.up),
-            down: try required(.down), gateBias: try values(.gateBias), upBias: try values(.upBias),
-            downBias: try values(.downBias))
+        var w = DecoderLayerWeights()
+        for field in extents.keys { w[field] = try values(field) }
+        return w
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
@@ -107,10 +71,26 @@ public final class SpilledLayer: @unchecked Sendable {
         while done < bytes.count {
             let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
             guard n > 0 else {
-                throw FormatError(.io, path: SpillFile.directory,
+                throw FormatError(.io, path: TemporaryFile.directory,
                                   "parking a merged layer in a spill file failed: \(String(cString: strerror(errno)))")
             }
             done += n
         }
+    }
+}
+
+/// Unlinked temporary files for data parked during a run (merged layers, hidden states).
+public enum TemporaryFile {
+    /// Where they go: $TMPDIR, or /tmp.
+    public static var directory: String { ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp" }
+
+    /// A new unlinked temporary file in `directory`, open for reading and writing.
+    public static func create() throws -> Int32 {
+        let dir = directory
+        var template = Array("\(dir)/ckpt-surgeon-spill-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw FormatError(.io, path: dir, "cannot create a spill file: \(String(cString: strerror(errno)))") }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return fd
     }
 }

@@ -1,0 +1,39 @@
+import SurgeonFormats
+
+/// One decoder layer's weights as f32, in HF layout (matrices are out × in), by field of
+/// the layer table; a field is nil when the layer has no such tensor.
+///
+/// The executor holds one of these at a time; surgery builds merged layers as values of
+/// this type too.
+public struct DecoderLayerWeights: Sendable {
+    private var tensors = [[Float]?](repeating: nil, count: LayerField.allCases.count)
+
+    public init() {}
+
+    public subscript(field: LayerField) -> [Float]? {
+        get { tensors[field.rawValue] }
+        set { tensors[field.rawValue] = newValue }
+    }
+
+    /// Fields this layer holds, in `LayerField` order.
+    public var fields: [LayerField] { LayerField.allCases.filter { self[$0] != nil } }
+
+    /// Decodes layer `layer` of `checkpoint` to f32 and hands its pages back to the kernel.
+    public static func load(from checkpoint: Checkpoint, layer: Int) throws -> DecoderLayerWeights {
+        let prefix = TensorLayout.layerPrefix(layer)
+        var w = DecoderLayerWeights()
+        for row in LayerTensors.present(checkpoint.config, family: checkpoint.family) {
+            guard let t = checkpoint.tensor(prefix + row.hfSuffix) else {
+                throw FormatError(.inconsistent, path: checkpoint.path, "missing tensor '\(prefix + row.hfSuffix)'")
+            }
+            defer { t.release() }
+            w[row.field] = t.decodeF32()
+        }
+        return w
+    }
+
+    /// Bytes of f32 held.
+    public var byteCount: Int {
+        4 * tensors.reduce(0) { $0 + ($1?.count ?? 0) }
+    }
+}
