@@ -34,7 +34,8 @@ let package = Package(
         .target(name: "SurgeonSurgery", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonCompute"],
                 resources: [.copy("Resources/wiki.valid.raw"), .copy("Resources/LICENSE-wikitext.md"),
                             .copy("Resources/c4-calibration.txt"), .copy("Resources/LICENSE-c4.md")]),
-        .target(name: "SurgeonEmit", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonCompute", "SurgeonSurgery"]),
+        // Emit reads what surgery recorded (SurgeonModel's records) and never links BLAS.
+        .target(name: "SurgeonEmit", dependencies: ["SurgeonFormats", "SurgeonModel"]),
         .target(name: "SurgeonEval", dependencies: ["SurgeonModel", "SurgeonCompute", "CZstd"],
                 resources: [.copy("Resources/data"), .copy("Resources/LICENSES.md")]),
         .executableTarget(

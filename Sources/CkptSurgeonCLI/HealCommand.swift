@@ -156,7 +156,7 @@ struct RefitOptions: ParsableArguments {
             throw InputError("\(student.path): \(error)")
         }
         return SurgeryManifest.Healing(ridge: ridge, layers: selection.rawValue,
-                                       calibration: SurgeryManifest.calibrationRecord(calibration),
+                                       calibration: calibration.record,
                                        refits: refits, student: nil)
     }
 

@@ -135,7 +135,7 @@ func writeSurgery(checkpoint: Checkpoint, pruner: LayerPruner, calibration: Cali
     let bar = ProgressBar(label: "write")
     try writer.write(to: path, replace: replace, progress: bar.update) { hashes, files in
         try SurgeryManifest.make(toolVersion: CkptSurgeon.version, command: CommandLine.arguments, checkpoint: checkpoint,
-                                 calibration: calibration, method: method, steps: pruner.steps,
+                                 calibration: calibration?.record, method: method, steps: pruner.steps,
                                  stack: stack, format: format, hashes: hashes, files: files, healing: healing)
     }
     bar.finish()

@@ -1,16 +1,10 @@
 import Foundation
 import SurgeonFormats
 import SurgeonModel
-import SurgeonSurgery
 
 /// `surgery.json`: everything needed to reproduce, audit and distil a surgery result.
 /// The schema is versioned (`schema`) and documented in the README.
 public struct SurgeryManifest: Codable, Sendable {
-    public static func calibrationRecord(_ c: CalibrationSet) -> Calibration {
-        Calibration(corpus: c.corpus, corpusXxh3: c.corpusXXH3, nsamples: c.nsamples, seqlen: c.seqlen,
-                    seed: c.seed, corpusTokens: c.corpusTokens)
-    }
-
     /// /2 added `healing`; /1 manifests (no healing) read unchanged.
     public static let schemaVersion = "ckpt-surgeon.surgery/2"
 
@@ -34,14 +28,8 @@ public struct SurgeryManifest: Codable, Sendable {
         public var tensors: [String: String]
     }
 
-    public struct Calibration: Codable, Sendable {
-        public var corpus: String
-        public var corpusXxh3: String
-        public var nsamples: Int
-        public var seqlen: Int
-        public var seed: UInt64
-        public var corpusTokens: Int
-    }
+    /// The calibration text a surgery ran on.
+    public typealias Calibration = CalibrationRecord
 
     /// The method and its parameters (each method fills in its own: `PruningMethod`).
     public typealias Method = MethodRecord
@@ -232,7 +220,7 @@ extension SurgeryManifest {
     }
 
     /// The manifest fields every surgery command fills the same way.
-    public static func make(toolVersion: String, command: [String], checkpoint: Checkpoint, calibration: CalibrationSet?,
+    public static func make(toolVersion: String, command: [String], checkpoint: Checkpoint, calibration: CalibrationRecord?,
                             method: Method, steps: [MergeStep], stack: LayerStack, format: OutputFormat,
                             hashes: [String: String], files: [String], healing: Healing? = nil) throws -> SurgeryManifest {
         let (layers, pairs) = provenance(stack)
@@ -242,7 +230,7 @@ extension SurgeryManifest {
             source: Source(path: checkpoint.path, format: checkpoint.format.rawValue,
                            configXxh3: try configHash(of: checkpoint),
                            layers: checkpoint.config.numHiddenLayers, tensors: try SurgeryManifest.hashes(of: sourceFiles)),
-            calibration: calibration.map(calibrationRecord),
+            calibration: calibration,
             method: method, steps: steps, layers: layers, distillationPairs: pairs, healing: healing,
             output: Output(format: format.rawValue, layers: stack.count, files: files, tensors: hashes))
     }

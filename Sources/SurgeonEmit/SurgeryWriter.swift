@@ -1,8 +1,6 @@
 import Foundation
-import SurgeonCompute
 import SurgeonFormats
 import SurgeonModel
-import SurgeonSurgery
 
 /// Writes the model a layer stack describes, with its manifest: original layers copied
 /// from the mapping (renumbered, bytes unchanged unless `--dtype` asks), merged layers

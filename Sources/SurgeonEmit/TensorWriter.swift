@@ -1,4 +1,3 @@
-import SurgeonCompute
 import SurgeonFormats
 import SurgeonModel
 

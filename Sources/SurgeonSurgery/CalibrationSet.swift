@@ -101,3 +101,11 @@ extension CalibrationSet {
     /// The shipped default corpus (wikitext-2 raw validation split, CC BY-SA 3.0).
     public static var defaultCorpusPath: String? { ShippedCorpus.wikiValid.path }
 }
+
+extension CalibrationSet {
+    /// What the manifest records of this set.
+    public var record: CalibrationRecord {
+        CalibrationRecord(corpus: corpus, corpusXxh3: corpusXXH3, nsamples: nsamples, seqlen: seqlen,
+                          seed: seed, corpusTokens: corpusTokens)
+    }
+}

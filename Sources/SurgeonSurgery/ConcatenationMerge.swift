@@ -1,14 +1,6 @@
 import SurgeonCompute
 import SurgeonModel
 
-/// Which units of which source layer a merged layer kept.
-public struct KeptUnits: Sendable, Codable, Equatable {
-    /// Intermediate channels (rows of gate/up, columns of down), ascending.
-    public var ffnChannels: [Int]
-    /// KV groups (a KV head with its G query heads and their o_proj columns), ascending.
-    public var kvGroups: [Int]
-}
-
 /// CoMe's concatenation merge (SPEC §4): from each layer of a window keep its most
 /// sensitive units in proportion to its retention ratio, and concatenate them in layer
 /// order. Every unit moves with all of its rows and columns.

@@ -15,21 +15,6 @@ public enum HealSelection: String, Sendable, Codable, CaseIterable {
     case all
 }
 
-/// One refitted layer, as the manifest records it.
-public struct LayerRefit: Sendable, Codable {
-    /// The output layer refitted, and the original layers it stands for ([first, last]).
-    public var layer: Int
-    public var original: [Int]
-    /// The teacher layer whose output the refit matches.
-    public var target: Int
-    /// Mean squared error of the layer's output against the teacher's, per element, over
-    /// the calibration tokens, with the old and the new `down_proj`.
-    public var mseBefore: Double
-    public var mseAfter: Double
-    /// The relative ridge used (larger than asked only if the system was singular).
-    public var ridge: Double
-}
-
 /// Closed-form recovery of a pruned model (SPEC §9): for each chosen layer b, the
 /// `down_proj` (and its bias, where the family has one) that best maps the student's own
 /// post-attention stream to the teacher's stream after the original layers b replaces:

@@ -1,20 +1,6 @@
 import Foundation
 import SurgeonCompute
-
-/// LaCo's parameters (Yang et al. 2024): merge groups of `group` layers, from the top of
-/// the model down to `lowestLayer`, keeping a merge when the pruned model's last-layer
-/// states stay within cosine `threshold` of the original's; after a merge the search jumps
-/// down `interval` layers.
-public struct LaCoParameters: Sendable, Codable, Equatable {
-    public var group = 3
-    public var threshold = 0.65
-    public var interval = 2
-    public var lowestLayer = 1
-    /// When a sweep ends above the target depth, the threshold drops by this and the
-    /// sweep restarts (the target depth is ours; LaCo itself stops where T leaves it).
-    public var relaxStep = 0.05
-    public init() {}
-}
+import SurgeonModel
 
 /// The baselines CoMe is compared with (SPEC §5, paper appendix A): direct removal
 /// (ShortGPT, Reverse, Magnitude(+), SLEB) and weight-sum merging (LaCo, MKA). Each

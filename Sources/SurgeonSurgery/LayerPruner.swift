@@ -3,29 +3,6 @@ import SurgeonCompute
 import SurgeonFormats
 import SurgeonModel
 
-/// One merge of a CoMe run, as the manifest records it.
-public struct MergeStep: Sendable, Codable {
-    /// Current layer indices of the window when it was merged.
-    public let windowCurrent: [Int]
-    /// The original layers each window layer stood for.
-    public let windowOriginal: [[Int]]
-    public let sbi: Double
-    public let bi: [Double]
-    public let ratios: [Double]
-    public let kept: [KeptUnits]
-    /// Index of the merged layer right after this step.
-    public let mergedIndex: Int
-    /// CoMe-P: every ratio tried and the calibration perplexity it gave.
-    public var candidates: [RatioCandidate]?
-}
-
-/// A CoMe-P candidate: the first layer's retention ratio r (the second keeps 1 − r) and
-/// the calibration perplexity of the model merged with it.
-public struct RatioCandidate: Sendable, Codable {
-    public let ratio: Double
-    public let perplexity: Double
-}
-
 /// A model under surgery: the layer stack, the calibration set, and the hidden states
 /// cached at layer boundaries so that a change at layer l only reruns layers from l on.
 /// CoMe (LayerPruner+CoMe.swift) and the baselines (LayerPruner+Baselines.swift) work on it.

@@ -49,49 +49,6 @@ public struct PruningSettings {
     public init(targetLayers: Int) { self.targetLayers = targetLayers }
 }
 
-/// The method and its parameters, as `surgery.json` records them.
-public struct MethodRecord: Codable, Sendable, Equatable {
-    public init(name: String, targetLayers: Int? = nil, mergeItem: Int? = nil, p: Double? = nil, rho: Double? = nil,
-                ratios: [Double]? = nil, norms: String? = nil, skipMetric: String? = nil, withoutRepeat: Bool? = nil,
-                resume: Bool? = nil, granularity: Int? = nil, laco: LaCoParameters? = nil) {
-        self.name = name
-        self.targetLayers = targetLayers
-        self.mergeItem = mergeItem
-        self.p = p
-        self.rho = rho
-        self.ratios = ratios
-        self.norms = norms
-        self.skipMetric = skipMetric
-        self.withoutRepeat = withoutRepeat
-        self.resume = resume
-        self.granularity = granularity
-        self.laco = laco
-    }
-
-    public var name: String
-    public var targetLayers: Int?
-    public var mergeItem: Int?
-    public var p: Double?
-    public var rho: Double?
-    public var ratios: [Double]?
-    public var norms: String?
-    public var skipMetric: String?
-    public var withoutRepeat: Bool?
-    public var resume: Bool?
-    /// CoMe-P's search granularity n (ratios i/n).
-    public var granularity: Int?
-    public var laco: LaCoParameters?
-
-    /// Whether a run recorded as `self` makes the same choices as one recorded as `other`
-    /// up to any depth: everything but the target depth, and resuming at merge points,
-    /// which gives the same result as recomputing.
-    public func choosesLike(_ other: MethodRecord) -> Bool {
-        var a = self, b = other
-        (a.targetLayers, a.resume, b.targetLayers, b.resume) = (nil, nil, nil, nil)
-        return a == b
-    }
-}
-
 public enum PruningMethods {
     /// Every method, in the order the help lists them.
     public static let all: [any PruningMethod] = [

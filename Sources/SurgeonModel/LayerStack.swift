@@ -1,6 +1,3 @@
-import SurgeonCompute
-import SurgeonFormats
-import SurgeonModel
 
 /// The layers of the model under surgery, in order: each is an original layer of the
 /// checkpoint, or a layer surgery built (f32, parked on disk) with the original layers it
