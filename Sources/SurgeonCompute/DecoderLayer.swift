@@ -4,6 +4,13 @@ import SurgeonModel
 public struct LayerShape: Sendable {
     public let hidden: Int, heads: Int, kvHeads: Int, headDim: Int, intermediate: Int
     public let eps: Float
+    /// Family facts the forward applies (FamilyTraits), resolved against the config.
+    public let normOffset: Float
+    public let activation: FamilyTraits.Activation
+    public let attentionScale: Float
+    public let attentionSoftcap: Float?
+    public let slidingWindow: Int?
+    private let slidingLayers: [Bool]
 
     public init(_ c: ModelConfig) {
         hidden = c.hiddenSize
@@ -12,6 +19,18 @@ public struct LayerShape: Sendable {
         headDim = c.headDim
         intermediate = c.intermediateSize
         eps = Float(c.rmsNormEps)
+        let traits = c.family?.traits ?? .llama
+        normOffset = traits.normWeightOffset
+        activation = traits.activation
+        attentionScale = 1 / Float(c.queryPreAttnScalar ?? Double(c.headDim)).squareRoot()
+        attentionSoftcap = c.attnLogitSoftcapping.map { Float($0) }
+        slidingWindow = c.slidingWindow
+        slidingLayers = (0..<c.numHiddenLayers).map { c.isSlidingLayer($0) }
+    }
+
+    /// The window layer `layer` attends within, or nil for full causal attention.
+    public func window(layer: Int) -> Int? {
+        layer < slidingLayers.count && slidingLayers[layer] ? slidingWindow : nil
     }
 
     public var qWidth: Int { heads * headDim }
@@ -65,7 +84,9 @@ public final class LayerWorkspace {
 /// after it.
 public final class KVCache {
     /// Positions committed; a forward writes its own keys and values after them.
-    public private(set) var count = 0
+    public var count: Int { tokens.count }
+    /// The tokens at those positions (to rebuild the cache: see `Transformer.hiddenStates`).
+    public private(set) var tokens: [Int] = []
     let width: Int
     private let keys: [ScratchBuffer], values: [ScratchBuffer]
 
@@ -82,17 +103,23 @@ public final class KVCache {
         return (keys[layer].pointer, values[layer].pointer)
     }
 
-    /// Makes the `n` positions the last forward wrote part of the cache.
-    public func commit(_ n: Int) { count += n }
+    /// Makes the positions of `tokens`, which the last forward wrote, part of the cache.
+    public func commit(_ tokens: [Int]) { self.tokens += tokens }
+
+    /// Forgets every position.
+    public func reset() { tokens = [] }
 }
 
-/// One pre-norm decoder layer (LLaMA/Mistral/Qwen2/Qwen3), run in place on `x`: rows of
-/// `hidden` floats, split into sequences of `lengths[s]` tokens. Each sequence continues
-/// the positions in `past` (from 0 without a cache), attends to them and to its own
-/// earlier tokens, and leaves its keys and values in the cache after them.
+/// One pre-norm decoder layer, run in place on `x`: rows of `hidden` floats, split into
+/// sequences of `lengths[s]` tokens. Each sequence continues the positions in `past`
+/// (from 0 without a cache), attends to them and to its own earlier tokens, and leaves
+/// its keys and values in the cache after them.
 ///
-///     h = x + o_proj(attention(rope(q(norm(x))), rope(k(norm(x))), v(norm(x))))
-///     x = h + down(silu(gate(norm(h))) · up(norm(h)))
+///     h = x + post(o_proj(attention(rope(q(norm(x))), rope(k(norm(x))), v(norm(x)))))
+///     x = h + post(down(act(gate(norm(h))) · up(norm(h))))
+///
+/// `post` is Gemma 2's output norm (identity elsewhere), act is SiLU or tanh-GELU, norms
+/// multiply by w or (1 + w), and attention may be soft-capped and windowed (`LayerShape`).
 public enum DecoderLayer {
     public static func forward(_ w: DecoderLayerWeights, shape s: LayerShape, rope: RotaryEmbedding,
                                ropeTables: (cos: [Float], sin: [Float]),
@@ -108,7 +135,7 @@ public enum DecoderLayer {
         let positions = lengths.flatMap { (0..<$0).map { pastCount + $0 } }
 
         // Attention block.
-        norm(x, w, .inputNorm, n, rows: rows, width: s.hidden, eps: s.eps)
+        norm(x, w, .inputNorm, n, rows: rows, width: s.hidden, eps: s.eps, offset: s.normOffset)
         project(n, w, .q, bias: .qBias, q, rows: rows, out: s.qWidth, in: s.hidden)
         project(n, w, .k, bias: .kBias, k, rows: rows, out: s.kvWidth, in: s.hidden)
         project(n, w, .v, bias: .vBias, v, rows: rows, out: s.kvWidth, in: s.hidden)
@@ -134,18 +161,24 @@ public enum DecoderLayer {
                 (keys, values) = (UnsafePointer(cached.keys), UnsafePointer(cached.values))
             }
             causalAttention(q: q + first * s.qWidth, keys: keys, values: values, out: attention + first * s.qWidth,
-                            queries: t, past: pastCount, shape: s, scores: ws.scores.pointer)
+                            queries: t, past: pastCount, shape: s, window: s.window(layer: w.sourceLayer ?? layer),
+                            scores: ws.scores.pointer)
             first += t
         }
-        projectAdding(attention, w, .o, bias: .oBias, into: x, rows: rows, out: s.hidden, in: s.qWidth)
+        addOutput(attention, w, .o, bias: .oBias, norm: .attentionOutputNorm, into: x, scratch: n,
+                  rows: rows, out: s.hidden, in: s.qWidth, shape: s)
         if observe != nil { ws.residual.pointer.update(from: x, count: rows * s.hidden) }
 
         // MLP block.
-        norm(x, w, .mlpNorm, n, rows: rows, width: s.hidden, eps: s.eps)
+        norm(x, w, .mlpNorm, n, rows: rows, width: s.hidden, eps: s.eps, offset: s.normOffset)
         project(n, w, .gate, bias: .gateBias, gate, rows: rows, out: s.intermediate, in: s.hidden)
         project(n, w, .up, bias: .upBias, up, rows: rows, out: s.intermediate, in: s.hidden)
-        Kernels.siluMul(gate, up, count: rows * s.intermediate)
-        projectAdding(gate, w, .down, bias: .downBias, into: x, rows: rows, out: s.hidden, in: s.intermediate)
+        switch s.activation {
+        case .silu: Kernels.siluMul(gate, up, count: rows * s.intermediate)
+        case .geluTanh: Kernels.geluTanhMul(gate, up, count: rows * s.intermediate)
+        }
+        addOutput(gate, w, .down, bias: .downBias, norm: .mlpOutputNorm, into: x, scratch: n,
+                  rows: rows, out: s.hidden, in: s.intermediate, shape: s)
 
         observe?(LayerActivations(
             firstSequence: firstSequence, sequenceLength: longest, rows: rows,
@@ -156,10 +189,23 @@ public enum DecoderLayer {
             output: UnsafeBufferPointer(start: x, count: rows * s.hidden)))
     }
 
-    /// out = RMSNorm(x) · w[field], row by row.
+    /// out = RMSNorm(x) · (w[field] + offset), row by row.
     static func norm(_ x: UnsafePointer<Float>, _ w: DecoderLayerWeights, _ field: LayerField,
-                     _ out: UnsafeMutablePointer<Float>, rows: Int, width: Int, eps: Float) {
-        w[field]!.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, out, rows: rows, n: width, eps: eps) }
+                     _ out: UnsafeMutablePointer<Float>, rows: Int, width: Int, eps: Float, offset: Float = 0) {
+        w[field]!.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, out, rows: rows, n: width, eps: eps, offset: offset) }
+    }
+
+    /// residual += projection (+ bias), through the output norm `normField` when the layer
+    /// has one (Gemma 2), in `scratch`; otherwise the add rides on the sgemm.
+    static func addOutput(_ x: UnsafePointer<Float>, _ w: DecoderLayerWeights, _ field: LayerField, bias: LayerField,
+                          norm normField: LayerField, into residual: UnsafeMutablePointer<Float>,
+                          scratch: UnsafeMutablePointer<Float>, rows: Int, out n: Int, in k: Int, shape s: LayerShape) {
+        guard w[normField] != nil else {
+            return projectAdding(x, w, field, bias: bias, into: residual, rows: rows, out: n, in: k)
+        }
+        project(x, w, field, bias: bias, scratch, rows: rows, out: n, in: k)
+        norm(scratch, w, normField, scratch, rows: rows, width: n, eps: s.eps, offset: s.normOffset)
+        Kernels.add(residual, scratch, count: rows * n)
     }
 
     /// out[rows × out] = x[rows × in] · Wᵀ (+ bias).
@@ -182,11 +228,12 @@ public enum DecoderLayer {
     public static let causalBlock = 128
 
     /// Causal GQA attention for one sequence of `queries` tokens after `past` cached
-    /// positions: query i sees keys 0...past + i, and query head h reads KV head h / G.
+    /// positions: query i sees keys 0...past + i (the last `window` of them when windowed),
+    /// and query head h reads KV head h / G.
     static func causalAttention(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
                                 out: UnsafeMutablePointer<Float>, queries t: Int, past p: Int, shape s: LayerShape,
-                                scores: UnsafeMutablePointer<Float>) {
-        let scale = 1 / Float(s.headDim).squareRoot()
+                                window: Int? = nil, scores: UnsafeMutablePointer<Float>) {
+        let scale = s.attentionScale
         for h in 0..<s.heads {
             let kv = h / s.groupSize
             for first in stride(from: 0, to: t, by: causalBlock) {
@@ -195,7 +242,15 @@ public enum DecoderLayer {
                 BLAS.matmulTransposed(q + first * s.qWidth + h * s.headDim, k + kv * s.headDim, scores,
                                       m: rows, n: keys, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys, alpha: scale)
                 Kernels.parallelChunks(rows, minimum: 32) { chunk in
-                    for i in chunk { Kernels.softmaxPrefix(scores + i * keys, length: p + first + i + 1, width: keys) }
+                    for i in chunk {
+                        let row = scores + i * keys, length = p + first + i + 1
+                        if let cap = s.attentionSoftcap { Kernels.softcap(row, count: length, cap: cap) }
+                        if let window, length > window {
+                            Kernels.softmaxWindow(row, from: length - window, to: length, width: keys)
+                        } else {
+                            Kernels.softmaxPrefix(row, length: length, width: keys)
+                        }
+                    }
                 }
                 BLAS.matmul(scores, v + kv * s.headDim, out + first * s.qWidth + h * s.headDim, m: rows, n: s.headDim,
                             k: keys, lda: keys, ldb: s.kvWidth, ldc: s.qWidth)

@@ -3,15 +3,41 @@ import Foundation
 /// Element-wise and row-wise kernels of the forward pass, on row-major buffers.
 public enum Kernels {
     /// out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight, for each row of width `n`.
+    /// With `offset` 1 the weights are Gemma's: out = x̂ · (1 + weight).
     public static func rmsNorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                               rows: Int, n: Int, eps: Float) {
+                               rows: Int, n: Int, eps: Float, offset: Float = 0) {
         for r in 0..<rows {
             let xr = x + r * n, or = out + r * n
             var sum: Float = 0
             for i in 0..<n { sum += xr[i] * xr[i] }
             let scale = 1 / (sum / Float(n) + eps).squareRoot()
-            for i in 0..<n { or[i] = weight[i] * (xr[i] * scale) }
+            if offset == 0 {
+                for i in 0..<n { or[i] = weight[i] * (xr[i] * scale) }
+            } else {
+                for i in 0..<n { or[i] = (offset + weight[i]) * (xr[i] * scale) }
+            }
         }
+    }
+
+    /// gate = gelu_tanh(gate) · up (GeGLU, Gemma), in place.
+    public static func geluTanhMul(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        parallelChunks(count) { range in
+            for i in range {
+                let g = gate[i]
+                gate[i] = 0.5 * g * (1 + tanhf(0.7978845608028654 * (g + 0.044715 * g * g * g))) * up[i]
+            }
+        }
+    }
+
+    /// x = tanh(x / cap) · cap over `count` values (Gemma 2's soft-capping).
+    public static func softcap(_ x: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        for i in 0..<count { x[i] = tanhf(x[i] / cap) * cap }
+    }
+
+    /// Softmax over entries from..<to of a row, in place; the rest of its `width` set to 0.
+    public static func softmaxWindow(_ row: UnsafeMutablePointer<Float>, from: Int, to: Int, width: Int) {
+        for j in 0..<from { row[j] = 0 }
+        softmaxPrefix(row + from, length: to - from, width: width - from)
     }
 
     /// x[r] += bias for each row.

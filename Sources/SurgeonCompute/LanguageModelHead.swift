@@ -18,6 +18,11 @@ public struct LanguageModelHead: Sendable {
     public let hidden: Int
     public let vocabulary: Int
     public let eps: Float
+    /// Family facts (FamilyTraits): the final norm's weight offset, the embedding scale
+    /// (√hidden for Gemma) and the final-logit soft cap.
+    public let normOffset: Float
+    public let embeddingScale: Float?
+    public let logitSoftcap: Float?
 
     public init(checkpoint: Checkpoint) throws {
         func tensor(_ name: String) throws -> CheckpointTensor {
@@ -33,12 +38,31 @@ public struct LanguageModelHead: Sendable {
         hidden = checkpoint.config.hiddenSize
         vocabulary = output.shape[0]
         eps = Float(checkpoint.config.rmsNormEps)
+        let traits = checkpoint.family.traits
+        normOffset = traits.normWeightOffset
+        embeddingScale = traits.scalesEmbeddings ? Float(Double(hidden).squareRoot()) : nil
+        logitSoftcap = checkpoint.config.finalLogitSoftcapping.map { Float($0) }
+    }
+
+    /// out = the final RMSNorm of `rows` rows of x (in place when out == x).
+    public func normalize(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int) {
+        finalNorm.withUnsafeBufferPointer {
+            Kernels.rmsNorm(x, $0.baseAddress!, out, rows: rows, n: hidden, eps: eps, offset: normOffset)
+        }
+    }
+
+    /// Applies the final soft cap, if the family has one, to `count` logits.
+    public func capLogits(_ logits: UnsafeMutablePointer<Float>, count: Int) {
+        if let cap = logitSoftcap { Kernels.softcap(logits, count: count, cap: cap) }
     }
 
     /// Rows of the embedding table for `tokens`, written to `out` ([tokens × hidden]).
     public func embed(_ tokens: ArraySlice<Int>, into out: UnsafeMutablePointer<Float>) {
         for (i, t) in tokens.enumerated() {
             embedding.decodeRows(t..<(t + 1), into: out + i * hidden)
+            if let scale = embeddingScale {
+                for j in 0..<hidden { out[i * hidden + j] *= scale }
+            }
         }
         embedding.release()
     }
@@ -56,7 +80,7 @@ public struct LanguageModelHead: Sendable {
         let normed = UnsafeMutablePointer<Float>.allocate(capacity: n * hidden)
         defer { normed.deallocate() }
         for (i, r) in scored.enumerated() { (normed + i * hidden).update(from: x + r * hidden, count: hidden) }
-        finalNorm.withUnsafeBufferPointer { Kernels.rmsNorm(normed, $0.baseAddress!, normed, rows: n, n: hidden, eps: eps) }
+        normalize(normed, into: normed, rows: n)
         // An online log-sum-exp over the vocabulary slices, per scored row.
         var maxLogit = [Float](repeating: -.infinity, count: n)
         var sumExp = [Double](repeating: 0, count: n)
@@ -91,7 +115,7 @@ public struct LanguageModelHead: Sendable {
     public func logits(_ x: UnsafePointer<Float>, rows: Int) -> [Float] {
         let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * hidden)
         defer { normed.deallocate() }
-        finalNorm.withUnsafeBufferPointer { Kernels.rmsNorm(x, $0.baseAddress!, normed, rows: rows, n: hidden, eps: eps) }
+        normalize(x, into: normed, rows: rows)
         var out = [Float](repeating: 0, count: rows * vocabulary)
         out.withUnsafeMutableBufferPointer { all in
             forEachSlice(normed, rows: rows) { logits, vocab in
@@ -116,6 +140,7 @@ public struct LanguageModelHead: Sendable {
             output.decodeRows(vocab, into: weights)
             output.release(rows: vocab)
             BLAS.matmulTransposed(normed, weights, logits, m: rows, n: vocab.count, k: hidden)
+            capLogits(logits, count: rows * vocab.count)
             body(logits, vocab)
             start = vocab.upperBound
         }

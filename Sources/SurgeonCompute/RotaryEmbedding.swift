@@ -6,12 +6,27 @@ import SurgeonModel
 public struct RotaryEmbedding: Sendable {
     public let headDim: Int
     public private(set) var invFreq: [Float]
+    /// `longrope` (Phi-3): the frequencies for sequences longer than `shortContext`
+    /// positions, and the scale of cos and sin.
+    public private(set) var longInvFreq: [Float]?
+    public private(set) var shortContext = Int.max
+    public private(set) var attentionFactor: Float = 1
 
     public init(config: ModelConfig) {
         let headDim = config.headDim
         self.headDim = headDim
-        var freq = (0..<(headDim / 2)).map { i in Float(1 / pow(config.ropeTheta, Double(2 * i) / Double(headDim))) }
-        if let s = config.ropeScaling {
+        let base = (0..<(headDim / 2)).map { i in pow(config.ropeTheta, Double(2 * i) / Double(headDim)) }
+        var freq = base.map { Float(1 / $0) }
+        if let s = config.ropeScaling, s.ropeType == "longrope" || s.ropeType == "su",
+           let short = s.shortFactor, let long = s.longFactor, short.count == base.count, long.count == base.count {
+            // transformers' _compute_longrope_parameters, with the dynamic switch to the long
+            // factors once a forward covers more than the original context.
+            let context = RopeScaling.longropeContext(config)
+            freq = zip(base, short).map { Float(1 / ($1 * $0)) }
+            longInvFreq = zip(base, long).map { Float(1 / ($1 * $0)) }
+            shortContext = context.original
+            attentionFactor = Float(context.attentionFactor)
+        } else if let s = config.ropeScaling {
             freq = RotaryEmbedding.scaled(freq, s)
         }
         invFreq = freq
@@ -52,15 +67,23 @@ public struct RotaryEmbedding: Sendable {
         }
     }
 
-    /// cos and sin tables for positions 0..<count: [count × d/2] each.
+    /// Whether a forward over positions 0..<to uses other frequencies than one over 0..<from.
+    public func switchesToLongContext(from: Int, to: Int) -> Bool {
+        longInvFreq != nil && from > 0 && from <= shortContext && to > shortContext
+    }
+
+    /// cos and sin tables for positions 0..<count: [count × d/2] each. A forward over
+    /// `count` positions uses the long `longrope` factors when count exceeds the original
+    /// context, as transformers does.
     public func tables(count: Int, offset: Int = 0) -> (cos: [Float], sin: [Float]) {
         let half = headDim / 2
+        let freq = count + offset > shortContext ? longInvFreq ?? invFreq : invFreq
         var c = [Float](repeating: 0, count: count * half), s = c
         for p in 0..<count {
             for i in 0..<half {
-                let angle = Float(p + offset) * invFreq[i]
-                c[p * half + i] = cos(angle)
-                s[p * half + i] = sin(angle)
+                let angle = Float(p + offset) * freq[i]
+                c[p * half + i] = cos(angle) * attentionFactor
+                s[p * half + i] = sin(angle) * attentionFactor
             }
         }
         return (c, s)

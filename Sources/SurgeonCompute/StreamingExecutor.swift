@@ -64,7 +64,7 @@ public final class StreamingExecutor {
             let w = try weights?(layer) ?? DecoderLayerWeights.load(from: checkpoint, layer: layer)
             try states.pass { chunk, buffer in
                 DecoderLayer.forward(w, shape: shape, rope: rope, ropeTables: tables, x: buffer,
-                                     lengths: Array(repeating: states.length, count: chunk.count), workspace: workspace,
+                                     lengths: Array(repeating: states.length, count: chunk.count), layer: layer, workspace: workspace,
                                      observe: observe.map { f in { f(layer, $0) } }, firstSequence: chunk.lowerBound)
             }
             layerForwards += 1

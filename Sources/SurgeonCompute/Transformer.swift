@@ -31,6 +31,15 @@ public final class Transformer {
     /// (one sequence only) its keys and values stay in the cache.
     public func hiddenStates(_ sequences: [[Int]], past: KVCache? = nil, commit: Bool = false) -> [Float] {
         precondition(!commit || (past != nil && sequences.count == 1), "only one sequence can be added to a cache")
+        if commit, let past, rope.switchesToLongContext(from: past.count, to: past.count + sequences[0].count) {
+            // The cached keys were rotated with the short longrope factors. transformers
+            // (Phi3ForCausalLM.prepare_inputs_for_generation) drops the cache when a sequence
+            // first outgrows the original context and reruns it with the long ones.
+            let earlier = past.tokens
+            past.reset()
+            let all = hiddenStates([earlier + sequences[0]], past: past, commit: true)
+            return Array(all[(earlier.count * shape.hidden)...])
+        }
         let tokens = sequences.flatMap { $0 }
         let lengths = sequences.map(\.count)
         var x = [Float](repeating: 0, count: tokens.count * shape.hidden)
@@ -43,7 +52,7 @@ public final class Transformer {
                                      lengths: lengths, past: past, layer: l, workspace: workspace)
             }
         }
-        if commit { past!.commit(tokens.count) }
+        if commit { past!.commit(tokens) }
         return x
     }
 

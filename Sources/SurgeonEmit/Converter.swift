@@ -23,9 +23,10 @@ public enum Converter {
         var tensorCount = ordered.count
         switch format {
         case .safetensors:
-            let writers = try ordered.map {
+            let writers = TensorWriter.fusingParts(try ordered.map {
                 TensorWriter(tensor: $0, outputDType: try dtype.resolve(for: $0, in: .safetensors))
-            }
+            }, family: checkpoint.family, config: checkpoint.config)
+            tensorCount = writers.count
             let writer = HFFolderWriter(checkpoint: checkpoint, writers: writers, maxShardBytes: maxShardBytes)
             try requireSpace(writer.dataBytes, at: path)
             try writer.write(to: path, replace: replace, progress: progress)
@@ -33,11 +34,12 @@ public enum Converter {
             for w in writers { counts[w.outputDType, default: 0] += 1 }
         case .gguf:
             try OutputFile.refuseExisting(path, replace: replace)
-            let tensors = try ordered.map { t -> (ggufName: String, writer: TensorWriter) in
+            let writers = TensorWriter.fusingParts(try ordered.map { t in
                 let rows = GGUFExporter.ggufRowOrder(for: t.name, config: checkpoint.config, family: checkpoint.family)
-                let writer = TensorWriter(tensor: t, hfRowOrder: rows, outputDType: try dtype.resolve(for: t, in: .gguf))
-                return (TensorNames.gguf(fromHF: t.name, family: checkpoint.family) ?? t.name, writer)
-            }
+                return TensorWriter(tensor: t, hfRowOrder: rows, outputDType: try dtype.resolve(for: t, in: .gguf))
+            }, family: checkpoint.family, config: checkpoint.config)
+            tensorCount = writers.count
+            let tensors = writers.map { (ggufName: TensorNames.gguf(fromHF: $0.name, family: checkpoint.family) ?? $0.name, writer: $0) }
             var exporter = GGUFExporter(checkpoint: checkpoint, tensors: tensors)
             exporter.extraMetadata = try surgerySummary(of: checkpoint)
             bytes = exporter.tensors.reduce(0) { $0 + $1.writer.outputByteCount }

@@ -16,18 +16,31 @@ public struct GGUFExporter {
     /// `rope_freqs` factors, first, as convert_hf_to_gguf.py writes them.
     public init(checkpoint: Checkpoint, tensors: [(ggufName: String, writer: TensorWriter)]) {
         self.checkpoint = checkpoint
+        // Values llama.cpp expects shifted (Gemma's norms as 1 + w) are shifted here.
+        let tensors = tensors.map { entry in
+            var writer = entry.writer
+            writer.addend = CheckpointTensor.ggufAddend(writer.name, family: checkpoint.family)
+            return (ggufName: entry.ggufName, writer: writer)
+        }
         config = checkpoint.config
         let c = checkpoint.config
+        var extra: [(ggufName: String, writer: TensorWriter)] = []
         if !tensors.contains(where: { $0.ggufName == Self.ropeFreqsName }),
            let factors = c.ropeScaling?.llama3FrequencyFactors(headDim: c.headDim, theta: c.ropeTheta) {
-            let writer = TensorWriter(name: Self.ropeFreqsName, shape: [factors.count], values: factors, outputDType: .f32)
-            self.tensors = [(Self.ropeFreqsName, writer)] + tensors
-        } else {
-            self.tensors = tensors
+            extra.append((Self.ropeFreqsName, TensorWriter(name: Self.ropeFreqsName, shape: [factors.count], values: factors, outputDType: .f32)))
         }
+        // longrope (Phi-3): llama.cpp reads both factor sets as tensors, as its converter writes them.
+        if let s = c.ropeScaling, let long = s.longFactor, let short = s.shortFactor,
+           !tensors.contains(where: { $0.ggufName == Self.longropeNames.long }) {
+            for (name, values) in [(Self.longropeNames.long, long), (Self.longropeNames.short, short)] {
+                extra.append((name, TensorWriter(name: name, shape: [values.count], values: values.map { Float($0) }, outputDType: .f32)))
+            }
+        }
+        self.tensors = extra + tensors
     }
 
     public static let ropeFreqsName = "rope_freqs.weight"
+    public static let longropeNames = (long: "rope_factors_long.weight", short: "rope_factors_short.weight")
 
     /// The HF row order llama.cpp expects for `name` (q/k of LLaMA-family models).
     public static func ggufRowOrder(for name: String, config: ModelConfig, family: ModelFamily) -> [Int]? {
@@ -84,6 +97,27 @@ public struct GGUFExporter {
         if let scaling = c.ropeScaling, scaling.ropeType == "linear" || scaling.ropeType == "yarn", let factor = scaling.factor {
             kv.append(("\(arch).rope.scaling.type", .string(scaling.ropeType)))
             kv.append(("\(arch).rope.scaling.factor", .float32(Float(factor))))
+        }
+        if let s = c.ropeScaling, s.longFactor != nil {
+            let rope = RopeScaling.longropeContext(c)
+            kv.append(("\(arch).rope.scaling.original_context_length", .uint32(UInt32(rope.original))))
+            kv.append(("\(arch).rope.scaling.attn_factor", .float32(Float(rope.attentionFactor))))
+        }
+        if checkpoint.family.traits.fusesProjections {
+            // llama.cpp's phi3 tells Phi-4 (no window) apart by a window of 0.
+            kv.append(("\(arch).attention.sliding_window", .uint32(UInt32(c.slidingWindow ?? 0))))
+        }
+        if let cap = c.attnLogitSoftcapping {
+            kv.append(("\(arch).attn_logit_softcapping", .float32(Float(cap))))
+        }
+        if let cap = c.finalLogitSoftcapping {
+            kv.append(("\(arch).final_logit_softcapping", .float32(Float(cap))))
+        }
+        if checkpoint.family.traits.slidingWindowOnEvenLayers, let window = c.slidingWindow {
+            kv.append(("\(arch).attention.sliding_window", .uint32(UInt32(window))))
+            // Per layer, since surgery can leave a pattern other than llama.cpp's default.
+            kv.append(("\(arch).attention.sliding_window_pattern",
+                       .array(.bool, (0..<c.numHiddenLayers).map { .bool(c.isSlidingLayer($0)) })))
         }
         kv.append(("general.file_type", .uint32(fileType())))
         if tensors.contains(where: { $0.writer.outputDType.isQuantized }) {

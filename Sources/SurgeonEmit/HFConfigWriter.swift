@@ -24,6 +24,13 @@ public enum HFConfigWriter {
                 guard let list = value as? [Any], list.count == checkpoint.config.numHiddenLayers else { continue }
                 if let keptLayers { object[key] = keptLayers.map { list[$0] } }
             }
+            // Without `layer_types` the attention kind follows the index, which pruning
+            // shifts: spell out each kept layer's (transformers ≥ 4.53 reads it).
+            if object["layer_types"] == nil, checkpoint.family.traits.slidingWindowOnEvenLayers, let keptLayers {
+                object["layer_types"] = keptLayers.map {
+                    checkpoint.config.isSlidingLayer($0) ? "sliding_attention" : "full_attention"
+                }
+            }
         }
         if let torchDtype { object["torch_dtype"] = torchDtype }
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
@@ -51,7 +58,19 @@ public enum HFConfigWriter {
         ]
         if let bos = c.bosTokenId { o["bos_token_id"] = bos }
         if c.eosTokenIds.count == 1 { o["eos_token_id"] = c.eosTokenIds[0] } else if !c.eosTokenIds.isEmpty { o["eos_token_id"] = c.eosTokenIds }
-        if let scaling = c.ropeScaling, let data = try? JSONEncoder().encode(scaling),
+        if let act = c.hiddenActivation {
+            o["hidden_act"] = act
+            o["hidden_activation"] = act
+        }
+        if let v = c.slidingWindow { o["sliding_window"] = v }
+        if let v = c.attnLogitSoftcapping { o["attn_logit_softcapping"] = v }
+        if let v = c.finalLogitSoftcapping { o["final_logit_softcapping"] = v }
+        if let v = c.queryPreAttnScalar { o["query_pre_attn_scalar"] = v }
+        if let v = c.originalMaxPositionEmbeddings { o["original_max_position_embeddings"] = v }
+        if let scaling = c.ropeScaling, let short = scaling.shortFactor, let long = scaling.longFactor {
+            // Phi3Config (transformers 4.x) accepts exactly these three keys.
+            o["rope_scaling"] = ["type": scaling.ropeType, "short_factor": short, "long_factor": long] as [String: Any]
+        } else if let scaling = c.ropeScaling, let data = try? JSONEncoder().encode(scaling),
            let json = try? JSONSerialization.jsonObject(with: data) {
             o["rope_scaling"] = json
         }

@@ -28,6 +28,12 @@ public struct SurgeryWriter {
     public var config: ModelConfig {
         var c = checkpoint.config
         c.numHiddenLayers = stack.count
+        if checkpoint.family.traits.slidingWindowOnEvenLayers {
+            // Each layer keeps the attention kind of the first original it stands for.
+            c.layerTypes = (0..<stack.count).map {
+                checkpoint.config.isSlidingLayer(stack.originals($0).lowerBound) ? "sliding_attention" : "full_attention"
+            }
+        }
         return c
     }
 
@@ -63,7 +69,7 @@ public struct SurgeryWriter {
         }
         if let w = try copy("model.norm.weight") { out.append(w) }
         if !c.tieWordEmbeddings, let w = try copy("lm_head.weight") { out.append(w) }
-        return out
+        return TensorWriter.fusingParts(out, family: checkpoint.family, config: c)
     }
 
     private func rowOrder(_ name: String) -> [Int]? {

@@ -53,12 +53,13 @@ public final class EvalModel {
         guard rows > 0 else { return [] }
         let h = shape.hidden, vocab = vocabulary
         var normed = [Float](repeating: 0, count: rows * h)
-        transformer.head.finalNorm.withUnsafeBufferPointer {
-            Kernels.rmsNorm(hidden, $0.baseAddress!, &normed, rows: rows, n: h, eps: shape.eps)
-        }
+        hidden.withUnsafeBufferPointer { x in normed.withUnsafeMutableBufferPointer {
+            transformer.head.normalize(x.baseAddress!, into: $0.baseAddress!, rows: rows)
+        } }
         var logits = [Float](repeating: 0, count: rows * vocab)
         normed.withUnsafeBufferPointer { np in headWeights.withUnsafeBufferPointer { wp in logits.withUnsafeMutableBufferPointer {
             BLAS.matmulTransposed(np.baseAddress!, wp.baseAddress!, $0.baseAddress!, m: rows, n: vocab, k: h)
+            transformer.head.capLogits($0.baseAddress!, count: rows * vocab)
         } } }
         return logits.withUnsafeBufferPointer { lp in
             (0..<rows).map { r in

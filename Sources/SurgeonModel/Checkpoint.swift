@@ -100,7 +100,8 @@ public struct Checkpoint: Sendable {
     private static func fromSafetensors(path: String, format: Format, config: LoadedConfig, tensors: [TensorInfo],
                                         metadata: [(key: String, value: String)], folder: String?) throws -> Checkpoint {
         Checkpoint(path: path, format: format, config: config.config, family: config.family, configJSON: config.json,
-                          tensors: tensors.map { CheckpointTensor(name: $0.name, stored: $0) },
+                          tensors: unfused(tensors.map { CheckpointTensor(name: $0.name, stored: $0) },
+                                           config: config.config, family: config.family),
                           unmappedTensors: [], gguf: nil, folder: folder, safetensorsMetadata: metadata)
     }
 
@@ -154,10 +155,26 @@ public struct Checkpoint: Sendable {
                 continue
             }
             tensors.append(CheckpointTensor(name: name, stored: info,
-                                            storedRows: QKPermutation.rows(of: name, config: config, family: family, .ggufRowsForHF)))
+                                            storedRows: QKPermutation.rows(of: name, config: config, family: family, .ggufRowsForHF),
+                                            addend: -CheckpointTensor.ggufAddend(name, family: family)))
         }
         return Checkpoint(path: path, format: .gguf, config: config, family: family, configJSON: nil,
-                          tensors: tensors, unmappedTensors: unmapped, gguf: gguf, folder: nil,
+                          tensors: unfused(tensors, config: config, family: family), unmappedTensors: unmapped, gguf: gguf, folder: nil,
                           safetensorsMetadata: [])
+    }
+
+    /// A fused tensor (Phi-3's `qkv_proj`, `gate_up_proj`) becomes row views of its parts,
+    /// under the parts' HF names: the rest of the tool sees q, k, v, gate and up.
+    static func unfused(_ tensors: [CheckpointTensor], config: ModelConfig, family: ModelFamily) -> [CheckpointTensor] {
+        guard family.traits.fusesProjections else { return tensors }
+        return tensors.flatMap { t -> [CheckpointTensor] in
+            guard let layer = TensorLayout.layerIndex(of: t.name), t.storedRows == nil, t.shape.count == 2 else { return [t] }
+            let prefix = TensorLayout.layerPrefix(layer)
+            guard let fused = LayerTensors.fused.first(where: { prefix + $0.hfSuffix == t.name }) else { return [t] }
+            let parts = fused.partRows(config, family: family)
+            // A fused tensor of the wrong height stays whole; the integrity check names it.
+            guard parts.last!.rows.upperBound == t.shape[0] else { return [t] }
+            return parts.map { CheckpointTensor(name: prefix + $0.suffix, stored: t.stored, storedRows: Array($0.rows)) }
+        }
     }
 }

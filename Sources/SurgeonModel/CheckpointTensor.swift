@@ -11,19 +11,35 @@ public struct CheckpointTensor: Sendable {
     public let stored: TensorInfo
     /// HF row r is stored row `storedRows[r]`; nil when stored in HF order.
     public let storedRows: [Int]?
+    /// HF value = stored value + `addend` (Gemma GGUFs store norm weights as 1 + w).
+    public let addend: Float
 
-    public init(name: String, stored: TensorInfo, storedRows: [Int]? = nil) {
+    public init(name: String, stored: TensorInfo, storedRows: [Int]? = nil, addend: Float = 0) {
         self.name = name
         self.stored = stored
         self.storedRows = storedRows
+        self.addend = addend
+    }
+
+    /// Where a family's GGUFs store `hfName`'s values shifted: the amount added on the way
+    /// to GGUF (llama.cpp's converter writes Gemma's norm weights as 1 + w), 0 elsewhere.
+    public static func ggufAddend(_ hfName: String, family: ModelFamily) -> Float {
+        family.traits.ggufStoresNormPlusOne && hfName.hasSuffix("norm.weight") ? 1 : 0
     }
 
     public var dtype: DType { stored.dtype }
-    public var shape: [Int] { stored.shape }
-    public var elementCount: Int { stored.elementCount }
-    public var byteCount: Int { stored.byteCount }
-    public var rowCount: Int { shape.count >= 2 ? stored.elementCount / stored.rowLength : 1 }
-    public var rowBytes: Int { stored.byteCount / max(rowCount, 1) }
+    /// The HF tensor's shape: the stored one, or `storedRows.count` rows of it (a part of a
+    /// fused tensor, e.g. Phi-3's q rows of `qkv_proj`).
+    public var shape: [Int] {
+        guard let storedRows, stored.shape.count >= 2 else { return stored.shape }
+        return [storedRows.count] + stored.shape.dropFirst()
+    }
+    public var elementCount: Int { storedRows != nil && stored.shape.count >= 2 ? rowCount * stored.rowLength : stored.elementCount }
+    public var byteCount: Int { storedRows != nil && stored.shape.count >= 2 ? rowCount * rowBytes : stored.byteCount }
+    public var rowCount: Int { storedRows?.count ?? storedRowCount }
+    /// Bytes of one stored row.
+    public var rowBytes: Int { stored.byteCount / max(storedRowCount, 1) }
+    private var storedRowCount: Int { stored.shape.count >= 2 ? stored.elementCount / stored.rowLength : 1 }
 
     /// Calls `body` with the tensor's bytes in HF row order, as few contiguous runs as the
     /// row order allows (one run when no reordering is needed).
@@ -62,6 +78,7 @@ public struct CheckpointTensor: Sendable {
                 written += n
             }
         }
+        if addend != 0 { for i in out.indices { out[i] += addend } }
         return out
     }
 
@@ -72,6 +89,7 @@ public struct CheckpointTensor: Sendable {
         if storedRows == nil {
             let bytes = UnsafeRawBufferPointer(rebasing: all[(rows.lowerBound * rowBytes)..<(rows.upperBound * rowBytes)])
             TensorCodec.decode(dtype, from: bytes, into: UnsafeMutableBufferPointer(start: out, count: rows.count * perRow))
+            if addend != 0 { for i in 0..<(rows.count * perRow) { out[i] += addend } }
             return
         }
         for (i, r) in rows.enumerated() {
@@ -79,6 +97,7 @@ public struct CheckpointTensor: Sendable {
             TensorCodec.decode(dtype, from: UnsafeRawBufferPointer(rebasing: all[start..<(start + rowBytes)]),
                                into: UnsafeMutableBufferPointer(start: out + i * perRow, count: perRow))
         }
+        if addend != 0 { for i in 0..<(rows.count * perRow) { out[i] += addend } }
     }
 
     /// Gives the tensor's pages back to the kernel once it has been copied or decoded.

@@ -7,6 +7,9 @@ import SurgeonFormats
 /// this type too.
 public struct DecoderLayerWeights: Sendable {
     private var tensors = [[Float]?](repeating: nil, count: LayerField.allCases.count)
+    /// The checkpoint layer these weights were loaded from (a merge: the first of its
+    /// window). Its attention kind, sliding-window or full (Gemma 2), is this layer's.
+    public var sourceLayer: Int?
 
     public init() {}
 
@@ -22,6 +25,7 @@ public struct DecoderLayerWeights: Sendable {
     public static func load(from checkpoint: Checkpoint, layer: Int) throws -> DecoderLayerWeights {
         let prefix = TensorLayout.layerPrefix(layer)
         var w = DecoderLayerWeights()
+        w.sourceLayer = layer
         for row in LayerTensors.present(checkpoint.config, family: checkpoint.family) {
             guard let t = checkpoint.tensor(prefix + row.hfSuffix) else {
                 throw FormatError(.inconsistent, path: checkpoint.path, "missing tensor '\(prefix + row.hfSuffix)'")

@@ -45,8 +45,36 @@ public enum GGUFModelConfig {
             bosTokenId: gguf["tokenizer.ggml.bos_token_id"]?.int,
             eosTokenIds: eos.map { [$0] } ?? [],
             torchDtype: nil)
-        try Checkpoint.checkHeads(config, path: path)
-        return (config, family)
+        var withFamilyKeys = config
+        if family.traits.slidingWindowOnEvenLayers {
+            // llama.cpp's gemma2: tanh-GELU, head_dim^-½ attention scale, and these keys.
+            withFamilyKeys.hiddenActivation = "gelu_pytorch_tanh"
+            withFamilyKeys.slidingWindow = gguf["\(arch).attention.sliding_window"]?.int ?? 4096
+            withFamilyKeys.attnLogitSoftcapping = gguf["\(arch).attn_logit_softcapping"]?.double.map(roundTripFloat)
+            withFamilyKeys.finalLogitSoftcapping = gguf["\(arch).final_logit_softcapping"]?.double.map(roundTripFloat)
+            withFamilyKeys.queryPreAttnScalar = Double(headDim)
+            if let pattern = gguf["\(arch).attention.sliding_window_pattern"]?.array, pattern.count == config.numHiddenLayers {
+                withFamilyKeys.layerTypes = pattern.map { $0.bool == true ? "sliding_attention" : "full_attention" }
+            }
+        }
+        if family.traits.fusesProjections {
+            withFamilyKeys.slidingWindow = gguf["\(arch).attention.sliding_window"]?.int.flatMap { $0 > 0 ? $0 : nil }
+            if let long = factors(gguf, "rope_factors_long.weight"), let short = factors(gguf, "rope_factors_short.weight"),
+               let original = gguf["\(arch).rope.scaling.original_context_length"]?.int {
+                withFamilyKeys.originalMaxPositionEmbeddings = original
+                withFamilyKeys.ropeScaling = RopeScaling(ropeType: "longrope", factor: nil)
+                withFamilyKeys.ropeScaling?.shortFactor = short
+                withFamilyKeys.ropeScaling?.longFactor = long
+            }
+        }
+        try Checkpoint.checkHeads(withFamilyKeys, path: path)
+        return (withFamilyKeys, family)
+    }
+
+    /// An f32 vector tensor's values (longrope factors), as the shortest decimals.
+    static func factors(_ gguf: GGUFFile, _ name: String) -> [Double]? {
+        guard let t = gguf.tensor(named: name), t.dtype == .f32, t.shape.count == 1 else { return nil }
+        return CheckpointTensor(name: name, stored: t).decodeF32().map { roundTripFloat(Double($0)) }
     }
 
     /// Linear and YaRN scaling are stored as keys; llama3 scaling only as a `rope_freqs`

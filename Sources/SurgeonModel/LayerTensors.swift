@@ -8,6 +8,8 @@ public enum LayerField: Int, CaseIterable, Sendable {
     /// The norm in front of the MLP (HF LLaMA's `post_attention_layernorm`).
     case mlpNorm
     case gate, up, down, gateBias, upBias, downBias
+    /// Gemma 2's norms on the attention's and the MLP's outputs.
+    case attentionOutputNorm, mlpOutputNorm
 }
 
 /// One dimension of a layer tensor, resolved against a config.
@@ -56,6 +58,8 @@ public enum TensorPresence: Sendable {
     case mlpBias
     /// Per-head q/k RMSNorm (Qwen3).
     case qkNorm
+    /// Norms before and after attention and MLP (Gemma 2), or only before (the rest).
+    case sandwichNorms, preNormsOnly
 
     public func holds(_ c: ModelConfig, _ t: FamilyTraits) -> Bool {
         switch self {
@@ -64,6 +68,18 @@ public enum TensorPresence: Sendable {
         case .attentionBias: c.attentionBias
         case .mlpBias: c.mlpBias
         case .qkNorm: t.hasQKNorm
+        case .sandwichNorms: t.hasSandwichNorms
+        case .preNormsOnly: !t.hasSandwichNorms
+        }
+    }
+
+    /// Whether a family's checkpoints can carry the tensor for some config (names map
+    /// only within a family: `post_attention_layernorm` is a different norm in Gemma 2).
+    public func possible(_ t: FamilyTraits) -> Bool {
+        switch self {
+        case .sandwichNorms: t.hasSandwichNorms
+        case .preNormsOnly: !t.hasSandwichNorms
+        default: true
         }
     }
 }
@@ -81,6 +97,24 @@ public struct LayerTensor: Sendable {
     public func shape(_ c: ModelConfig) -> [Int] { dimensions.map { $0.size(c) } }
     /// Norm weights: left alone by LaCo's weight sum, summed by MKA's.
     public var isNorm: Bool { hfSuffix.contains("norm") }
+}
+
+/// A stored tensor holding several layer tensors' rows (Phi-3's `qkv_proj`).
+public struct FusedTensor: Sendable {
+    public let hfSuffix: String
+    public let ggufSuffix: String
+    public let parts: [LayerField]
+
+    /// Each part's HF suffix and its rows in the fused tensor.
+    public func partRows(_ c: ModelConfig, family: ModelFamily) -> [(suffix: String, rows: Range<Int>)] {
+        var start = 0
+        return parts.map { field in
+            let row = LayerTensors.row(field, in: family)!
+            let count = row.dimensions[0].size(c)
+            defer { start += count }
+            return (row.hfSuffix, start..<(start + count))
+        }
+    }
 }
 
 public enum LayerTensors {
@@ -109,7 +143,11 @@ public enum LayerTensors {
         LayerTensor(field: .kNorm, hfSuffix: "self_attn.k_norm.weight", ggufSuffix: "attn_k_norm.weight",
                     dimensions: [.headDim], presence: .qkNorm, merge: .ratioWeighted),
         LayerTensor(field: .mlpNorm, hfSuffix: "post_attention_layernorm.weight", ggufSuffix: "ffn_norm.weight",
-                    dimensions: [.hidden], presence: .always, merge: .norm),
+                    dimensions: [.hidden], presence: .preNormsOnly, merge: .norm),
+        LayerTensor(field: .attentionOutputNorm, hfSuffix: "post_attention_layernorm.weight",
+                    ggufSuffix: "post_attention_norm.weight", dimensions: [.hidden], presence: .sandwichNorms, merge: .norm),
+        LayerTensor(field: .mlpNorm, hfSuffix: "pre_feedforward_layernorm.weight", ggufSuffix: "ffn_norm.weight",
+                    dimensions: [.hidden], presence: .sandwichNorms, merge: .norm),
         LayerTensor(field: .gate, hfSuffix: "mlp.gate_proj.weight", ggufSuffix: "ffn_gate.weight",
                     dimensions: [.intermediate, .hidden], presence: .always, merge: .rows(.ffnChannel)),
         LayerTensor(field: .gateBias, hfSuffix: "mlp.gate_proj.bias", ggufSuffix: "ffn_gate.bias",
@@ -122,7 +160,28 @@ public enum LayerTensors {
                     dimensions: [.hidden, .intermediate], presence: .always, merge: .columns(.ffnChannel)),
         LayerTensor(field: .downBias, hfSuffix: "mlp.down_proj.bias", ggufSuffix: "ffn_down.bias",
                     dimensions: [.hidden], presence: .mlpBias, merge: .ratioWeighted),
+        LayerTensor(field: .mlpOutputNorm, hfSuffix: "post_feedforward_layernorm.weight", ggufSuffix: "post_ffw_norm.weight",
+                    dimensions: [.hidden], presence: .sandwichNorms, merge: .norm),
     ]
+
+    /// Tensors some families store fused: the parts' rows one after the other. They are
+    /// split into row views of the parts when a checkpoint is opened, and fused again by
+    /// the writers, so that everything between sees the parts.
+    public static let fused: [FusedTensor] = [
+        FusedTensor(hfSuffix: "self_attn.qkv_proj.weight", ggufSuffix: "attn_qkv.weight", parts: [.q, .k, .v]),
+        FusedTensor(hfSuffix: "mlp.gate_up_proj.weight", ggufSuffix: "ffn_up.weight", parts: [.gate, .up]),
+    ]
+
+    /// The row for `field` in `family`.
+    public static func row(_ field: LayerField, in family: ModelFamily) -> LayerTensor? {
+        possible(in: family).first { $0.field == field }
+    }
+
+    /// The rows a family's checkpoints can carry.
+    public static func possible(in family: ModelFamily) -> [LayerTensor] {
+        let traits = family.traits
+        return table.filter { $0.presence.possible(traits) }
+    }
 
     /// The tensors a layer of config `c` in family `family` carries, in table order.
     public static func present(_ c: ModelConfig, family: ModelFamily) -> [LayerTensor] {
@@ -130,8 +189,9 @@ public enum LayerTensors {
         return table.filter { $0.presence.holds(c, traits) }
     }
 
-    /// The row for `field`.
-    public static func row(_ field: LayerField) -> LayerTensor {
-        table.first { $0.field == field }!
+    /// How CoMe merges `field`: the same in every family that has it.
+    public static func mergeRule(_ field: LayerField) -> (MergeRule, [LayerDimension]) {
+        let row = table.first { $0.field == field }!
+        return (row.merge, row.dimensions)
     }
 }

@@ -26,6 +26,18 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var bosTokenId: Int?
     public var eosTokenIds: [Int]
     public var torchDtype: String?
+    /// Gemma 2: the MLP's activation, attention scaled by query_pre_attn_scalar^-½ instead
+    /// of head_dim^-½, tanh soft-capping of attention and final logits, sliding-window
+    /// attention on the layers `layer_types` names (configs before transformers 4.53 lack
+    /// it: then the even layers).
+    public var hiddenActivation: String?
+    public var queryPreAttnScalar: Double?
+    public var slidingWindow: Int?
+    public var attnLogitSoftcapping: Double?
+    public var finalLogitSoftcapping: Double?
+    public var layerTypes: [String]?
+    /// Phi-3: the context the short `longrope` factors are for (a top-level key there).
+    public var originalMaxPositionEmbeddings: Int?
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type", architectures
@@ -36,6 +48,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case maxPositionEmbeddings = "max_position_embeddings", vocabSize = "vocab_size"
         case tieWordEmbeddings = "tie_word_embeddings", attentionBias = "attention_bias", mlpBias = "mlp_bias"
         case bosTokenId = "bos_token_id", eosTokenIds = "eos_token_id", torchDtype = "torch_dtype"
+        case hiddenActivation = "hidden_activation", queryPreAttnScalar = "query_pre_attn_scalar"
+        case slidingWindow = "sliding_window", attnLogitSoftcapping = "attn_logit_softcapping"
+        case finalLogitSoftcapping = "final_logit_softcapping", layerTypes = "layer_types"
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings"
     }
 
     public init(modelType: String, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int,
@@ -74,13 +90,21 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         numHiddenLayers = try c.decode(Int.self, forKey: .numHiddenLayers)
         numAttentionHeads = try c.decode(Int.self, forKey: .numAttentionHeads)
         numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads) ?? numAttentionHeads
-        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? hiddenSize / max(numAttentionHeads, 1)
+        // Keys a family's config class defaults get that default when absent (an explicit
+        // null stays null).
+        let defaults = ModelFamily(modelType: modelType)?.traits.configDefaults ?? ConfigDefaults()
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T?) -> T? {
+            c.contains(key) ? (try? c.decodeIfPresent(T.self, forKey: key)) ?? nil : fallback
+        }
+        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? defaults.headDim ?? hiddenSize / max(numAttentionHeads, 1)
         rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
         ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10000
         ropeScaling = try c.decodeIfPresent(RopeScaling.self, forKey: .ropeScaling)
         maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
         vocabSize = try c.decode(Int.self, forKey: .vocabSize)
-        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
+        // Each family's config class has its own default (Gemma 2 ties).
+        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings)
+            ?? ModelFamily(modelType: modelType)?.traits.tiesEmbeddingsByDefault ?? false
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
         bosTokenId = try? c.decodeIfPresent(Int.self, forKey: .bosTokenId)
@@ -90,6 +114,20 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             eosTokenIds = (try? c.decodeIfPresent([Int].self, forKey: .eosTokenIds)) ?? []
         }
         torchDtype = try c.decodeIfPresent(String.self, forKey: .torchDtype)
+        hiddenActivation = value(.hiddenActivation, defaults.hiddenActivation)
+        queryPreAttnScalar = value(.queryPreAttnScalar, defaults.queryPreAttnScalar)
+        slidingWindow = value(.slidingWindow, defaults.slidingWindow)
+        attnLogitSoftcapping = value(.attnLogitSoftcapping, defaults.attnLogitSoftcapping)
+        finalLogitSoftcapping = value(.finalLogitSoftcapping, defaults.finalLogitSoftcapping)
+        layerTypes = try? c.decodeIfPresent([String].self, forKey: .layerTypes)
+        originalMaxPositionEmbeddings = value(.originalMaxPositionEmbeddings, defaults.originalMaxPositionEmbeddings)
+    }
+
+    /// Whether decoder layer `layer` attends within a sliding window (families that use one).
+    public func isSlidingLayer(_ layer: Int) -> Bool {
+        guard let family, family.traits.slidingWindowOnEvenLayers, slidingWindow != nil else { return false }
+        if let layerTypes, layer < layerTypes.count { return layerTypes[layer] == "sliding_attention" }
+        return layer % 2 == 0
     }
 
     public var kvGroupSize: Int { numAttentionHeads / max(numKeyValueHeads, 1) }
@@ -103,8 +141,14 @@ public struct RopeScaling: Codable, Sendable, Equatable {
     public var lowFreqFactor: Double?
     public var highFreqFactor: Double?
     public var originalMaxPositionEmbeddings: Int?
+    /// `longrope` (Phi-3): per-frequency divisors for short and long contexts, and the
+    /// cos/sin scale (derived from the context extension when absent).
+    public var shortFactor: [Double]?
+    public var longFactor: [Double]?
+    public var attentionFactor: Double?
 
     enum CodingKeys: String, CodingKey {
+        case shortFactor = "short_factor", longFactor = "long_factor", attentionFactor = "attention_factor"
         case ropeType = "rope_type", type, factor
         case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
         case originalMaxPositionEmbeddings = "original_max_position_embeddings"
@@ -128,6 +172,9 @@ public struct RopeScaling: Codable, Sendable, Equatable {
         lowFreqFactor = try c.decodeIfPresent(Double.self, forKey: .lowFreqFactor)
         highFreqFactor = try c.decodeIfPresent(Double.self, forKey: .highFreqFactor)
         originalMaxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .originalMaxPositionEmbeddings)
+        shortFactor = try c.decodeIfPresent([Double].self, forKey: .shortFactor)
+        longFactor = try c.decodeIfPresent([Double].self, forKey: .longFactor)
+        attentionFactor = try c.decodeIfPresent(Double.self, forKey: .attentionFactor)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -137,10 +184,22 @@ public struct RopeScaling: Codable, Sendable, Equatable {
         try c.encodeIfPresent(lowFreqFactor, forKey: .lowFreqFactor)
         try c.encodeIfPresent(highFreqFactor, forKey: .highFreqFactor)
         try c.encodeIfPresent(originalMaxPositionEmbeddings, forKey: .originalMaxPositionEmbeddings)
+        try c.encodeIfPresent(shortFactor, forKey: .shortFactor)
+        try c.encodeIfPresent(longFactor, forKey: .longFactor)
+        try c.encodeIfPresent(attentionFactor, forKey: .attentionFactor)
     }
 }
 
 extension RopeScaling {
+    /// `longrope`'s original context and cos/sin scale, as transformers derives them:
+    /// factor = max_position_embeddings / original, scale √(1 + ln factor / ln original).
+    public static func longropeContext(_ c: ModelConfig) -> (original: Int, attentionFactor: Double) {
+        let original = c.originalMaxPositionEmbeddings ?? c.ropeScaling?.originalMaxPositionEmbeddings ?? c.maxPositionEmbeddings
+        let factor = Double(c.maxPositionEmbeddings) / Double(original)
+        let scale = c.ropeScaling?.attentionFactor ?? (factor <= 1 ? 1 : (1 + log(factor) / log(Double(original))).squareRoot())
+        return (original, scale)
+    }
+
     /// The divisor of each inverse frequency under llama3 scaling (1 for high
     /// frequencies, `factor` for low ones, smoothed between), as convert_hf_to_gguf.py
     /// computes llama.cpp's `rope_freqs` tensor; GGUF has no keys for these parameters.

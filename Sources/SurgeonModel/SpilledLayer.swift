@@ -10,6 +10,7 @@ public final class SpilledLayer: @unchecked Sendable {
     private let fd: Int32
     /// Where each present field's floats start in the file, and how many there are.
     private let extents: [Field: (offset: Int, count: Int)]
+    private let sourceLayer: Int?
     public typealias Field = LayerField
 
     public init(_ weights: DecoderLayerWeights) throws {
@@ -29,6 +30,7 @@ public final class SpilledLayer: @unchecked Sendable {
             throw error
         }
         self.extents = extents
+        sourceLayer = weights.sourceLayer
     }
 
     deinit { close(fd) }
@@ -62,6 +64,7 @@ public final class SpilledLayer: @unchecked Sendable {
     /// The layer, read back.
     public func load() throws -> DecoderLayerWeights {
         var w = DecoderLayerWeights()
+        w.sourceLayer = sourceLayer
         for field in extents.keys { w[field] = try values(field) }
         return w
     }

@@ -37,18 +37,20 @@ public enum ConcatenationMerge {
     public static func merge(_ layers: [DecoderLayerWeights], ratios: [Double], kept: [KeptUnits],
                              config c: ModelConfig, norms: NormRule) -> DecoderLayerWeights {
         var merged = layers[0]
-        for row in LayerTensors.table where layers[0][row.field] != nil {
-            let sources = layers.map { $0[row.field]! }
-            let shape = row.shape(c)
-            switch row.merge {
+        for field in layers[0].fields {
+            let sources = layers.map { $0[field]! }
+            let (rule, dimensions) = LayerTensors.mergeRule(field)
+            let shape = dimensions.map { $0.size(c) }
+            switch rule {
             case .rows(let unit):
-                merged[row.field] = gatherRows(parts(sources, kept, unit, c), width: shape.count == 2 ? shape[1] : 1)
+                merged[field] = gatherRows(parts(sources, kept, unit, c), width: shape.count == 2 ? shape[1] : 1)
             case .columns(let unit):
-                merged[row.field] = gatherColumns(parts(sources, kept, unit, c), rows: shape[0], width: shape[1])
+                merged[field] = gatherColumns(parts(sources, kept, unit, c), rows: shape[0], width: shape[1])
             case .ratioWeighted:
-                merged[row.field] = weightedSum(sources, ratios)
+                merged[field] = weightedSum(sources, ratios)
             case .norm:
-                if norms == .mean { merged[row.field] = mean(sources) }
+                // Gemma's (1 + w) norms average the same way: mean(1 + w) = 1 + mean(w).
+                if norms == .mean { merged[field] = mean(sources) }
             }
         }
         return merged

@@ -75,6 +75,12 @@ public struct Healer {
     /// over `calibration`, replacing each in `stack`; returns what each refit did.
     public func heal(_ stack: inout LayerStack, calibration: CalibrationSet,
                      log: (String) -> Void = { _ in }) throws -> [LayerRefit] {
+        guard !student.family.traits.hasSandwichNorms else {
+            // The refit is linear in down_proj only when the MLP's output joins the
+            // residual stream directly; a norm after it (Gemma 2) makes it non-linear.
+            throw SurgeryError.unsupported("heal refits down_proj against the residual stream, "
+                + "which \(student.family.traits.hfClassName)'s norm after the MLP makes non-linear; not supported for this family")
+        }
         let plan = Self.plan(provenance: provenance, teacherLayers: teacher.config.numHiddenLayers,
                              selection: options.selection)
         guard let last = plan.last?.layer else { return [] }

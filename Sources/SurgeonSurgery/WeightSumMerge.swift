@@ -22,7 +22,9 @@ public enum WeightSumMerge {
     /// running sum and one source layer are held (LaCo's groups are four layers deep).
     public static func merge(count: Int, coefficients c: [Float], norms: Norms,
                              layer: (Int) throws -> DecoderLayerWeights) rethrows -> DecoderLayerWeights {
-        let summed = LayerTensors.table.filter { norms == .combined || !$0.isNorm }.map(\.field)
+        let summed = LayerField.allCases.filter { field in
+            norms == .combined || !LayerTensors.table.contains { $0.field == field && $0.isNorm }
+        }
         // The sum runs from zero, term by term in layer order: 0 + c₀·W₀ + c₁·W₁ + ….
         var m = try layer(0)
         for field in summed where m[field] != nil { m[field] = m[field]!.map { 0 + c[0] * $0 } }

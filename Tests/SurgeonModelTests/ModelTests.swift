@@ -27,9 +27,19 @@ final class TensorNameTests: XCTestCase {
                                  maxPositionEmbeddings: 32, vocabSize: 10, tieWordEmbeddings: false,
                                  attentionBias: true, mlpBias: true)
         for family in ModelFamily.allCases {
-            for spec in TensorLayout.expectedTensors(config, family: family) {
-                guard let gguf = TensorNames.gguf(fromHF: spec.name, family: family) else { return XCTFail("no GGUF name for \(spec.name)") }
-                XCTAssertEqual(TensorNames.hf(fromGGUF: gguf, family: family), spec.name)
+            var names = TensorLayout.expectedTensors(config, family: family).map(\.name)
+            if family.traits.fusesProjections {
+                // Files hold the fused tensors, whose parts have no names of their own there.
+                let parts = Set(LayerTensors.fused.flatMap(\.parts))
+                let partNames = Set((0..<2).flatMap { l in LayerTensors.possible(in: family).filter { parts.contains($0.field) }
+                    .map { TensorLayout.layerPrefix(l) + $0.hfSuffix } })
+                XCTAssertTrue(partNames.allSatisfy { TensorNames.gguf(fromHF: $0, family: family) == nil })
+                names = names.filter { !partNames.contains($0) }
+                    + (0..<2).flatMap { l in LayerTensors.fused.map { TensorLayout.layerPrefix(l) + $0.hfSuffix } }
+            }
+            for name in names {
+                guard let gguf = TensorNames.gguf(fromHF: name, family: family) else { return XCTFail("no GGUF name for \(name)") }
+                XCTAssertEqual(TensorNames.hf(fromGGUF: gguf, family: family), name)
             }
         }
         XCTAssertEqual(TensorNames.gguf(fromHF: "model.layers.12.mlp.down_proj.weight", family: .llama), "blk.12.ffn_down.weight")
@@ -42,6 +52,29 @@ final class TensorNameTests: XCTestCase {
 final class ModelConfigTests: XCTestCase {
     private func decode(_ json: String) throws -> ModelConfig {
         try JSONDecoder().decode(ModelConfig.self, from: Data(json.utf8))
+    }
+
+    /// Keys Gemma2Config and Phi3Config default are defaulted the same way; an explicit
+    /// null is kept.
+    func testFamilyConfigDefaults() throws {
+        let base = #""hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100"#
+        let g = try decode("{\"model_type\": \"gemma2\", \(base)}")
+        XCTAssertTrue(g.tieWordEmbeddings)
+        XCTAssertEqual(g.headDim, 256)
+        XCTAssertEqual(g.queryPreAttnScalar, 256)
+        XCTAssertEqual(g.slidingWindow, 4096)
+        XCTAssertEqual(g.attnLogitSoftcapping, 50)
+        XCTAssertEqual(g.finalLogitSoftcapping, 30)
+        XCTAssertEqual([0, 1, 2, 3].map(g.isSlidingLayer), [true, false, true, false])
+        let typed = try decode("{\"model_type\": \"gemma2\", \(base), \"layer_types\": [\"full_attention\", \"sliding_attention\"], \"final_logit_softcapping\": null}")
+        XCTAssertEqual([0, 1].map(typed.isSlidingLayer), [false, true])
+        XCTAssertNil(typed.finalLogitSoftcapping, "an explicit null is no cap")
+        let p = try decode("{\"model_type\": \"phi3\", \(base)}")
+        XCTAssertFalse(p.tieWordEmbeddings)
+        XCTAssertEqual(p.originalMaxPositionEmbeddings, 4096)
+        XCTAssertEqual(p.headDim, 16)
+        let l = try decode("{\"model_type\": \"llama\", \(base), \"sliding_window\": 8}")
+        XCTAssertFalse(l.isSlidingLayer(0), "only families with sliding layers use the key")
     }
 
     func testDefaultsAndVariants() throws {
@@ -149,11 +182,16 @@ final class TokenizerFilesTests: XCTestCase {
 }
 
 final class LayerTableTests: XCTestCase {
-    /// Every field has a row, and each family's layer is the table filtered by presence:
-    /// LLaMA has no biases or q/k norms, Qwen2 adds q/k/v biases, Qwen3 the q/k norms.
+    /// Every field has one row per family, and each family's layer is the table filtered by
+    /// presence: LLaMA has no biases or q/k norms, Qwen2 adds q/k/v biases, Qwen3 the q/k
+    /// norms, Gemma 2 four norms, its MLP norm under another name.
     func testEveryFieldHasARowAndFamiliesSelectTheirs() {
-        for field in LayerField.allCases {
-            XCTAssertEqual(LayerTensors.table.filter { $0.field == field }.count, 1, "\(field)")
+        for family in ModelFamily.allCases {
+            let rows = LayerTensors.possible(in: family)
+            for field in LayerField.allCases {
+                XCTAssertLessThanOrEqual(rows.filter { $0.field == field }.count, 1, "\(family) \(field)")
+            }
+            XCTAssertEqual(Set(rows.map(\.hfSuffix)).count, rows.count, "\(family): one field per HF name")
         }
         let c = ModelConfig(modelType: "llama", hiddenSize: 8, intermediateSize: 16, numHiddenLayers: 1,
                             numAttentionHeads: 2, numKeyValueHeads: 1, rmsNormEps: 1e-6, ropeTheta: 1e4,
@@ -163,6 +201,13 @@ final class LayerTableTests: XCTestCase {
         XCTAssertEqual(fields(.llama), core)
         XCTAssertEqual(fields(.qwen2), core.union([.qBias, .kBias, .vBias]))
         XCTAssertEqual(fields(.qwen3), core.union([.qNorm, .kNorm]))
+        XCTAssertEqual(fields(.gemma2), core.union([.attentionOutputNorm, .mlpOutputNorm]))
+        XCTAssertEqual(TensorNames.gguf(fromHF: "model.layers.2.post_attention_layernorm.weight", family: .gemma2),
+                       "blk.2.post_attention_norm.weight")
+        XCTAssertEqual(TensorNames.gguf(fromHF: "model.layers.2.post_attention_layernorm.weight", family: .llama),
+                       "blk.2.ffn_norm.weight")
+        XCTAssertEqual(TensorNames.hf(fromGGUF: "blk.2.ffn_norm.weight", family: .gemma2),
+                       "model.layers.2.pre_feedforward_layernorm.weight")
         XCTAssertEqual(LayerTensors.present(c, family: .llama).first { $0.field == .o }!.shape(c), [8, 8])
     }
 
@@ -170,6 +215,6 @@ final class LayerTableTests: XCTestCase {
         XCTAssertEqual(ModelFamily(ggufArchitecture: "llama"), .llama, "Mistral GGUFs read as LLaMA")
         XCTAssertEqual(ModelFamily(ggufArchitecture: "qwen3"), .qwen3)
         XCTAssertNil(ModelFamily(ggufArchitecture: "gpt2"))
-        XCTAssertEqual(ModelFamily.ggufArchitectures, ["llama", "qwen2", "qwen3"])
+        XCTAssertEqual(ModelFamily.ggufArchitectures, ["llama", "qwen2", "qwen3", "gemma2", "phi3"])
     }
 }

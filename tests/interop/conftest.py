@@ -9,6 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,3 +76,26 @@ def llama_permute(w, n_head):
 def llama_unpermute(w, n_head):
     """Inverse of llama_permute (GGUF rows -> HF rows)."""
     return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def our_logits(model, ids, path, tmp_path):
+    """Our `logits --path PATH` of `ids` (streaming, whole or cached), as float64."""
+    from safetensors.numpy import load_file
+    out = tmp_path / f"logits-{path}.safetensors"
+    run("logits", model, "--ids", " ".join(map(str, ids)), "-o", out, "--path", path)
+    t = load_file(out)
+    assert t["ids"].tolist() == list(ids)
+    return t["logits"].astype(np.float64)
+
+
+def assert_close(ours, ref, what):
+    """Logits within 1e-3 × max|ref|; returns the relative error."""
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
+    err = np.abs(ours - ref).max()
+    bound = 1e-3 * np.abs(ref).max()
+    assert err <= bound, f"{what}: max |Δlogit| {err:.3g} > {bound:.3g}"
+    return err / np.abs(ref).max()
+
+
+def relative_change(a, ref):
+    return np.abs(a - ref).max() / np.abs(ref).max()

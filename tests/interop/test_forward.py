@@ -2,29 +2,13 @@
 import sys
 
 import numpy as np
-from safetensors.numpy import load_file
 
-from conftest import REPO, TINY_MODELS, run
+from conftest import REPO, TINY_MODELS, run, our_logits, assert_close
 
 sys.path.insert(0, str(REPO / "tests"))
 from oracle.numpy_forward import forward, load  # noqa: E402
 
 PATHS = ["streaming", "whole", "cached"]
-
-
-def our_logits(model, ids, path, tmp_path):
-    out = tmp_path / f"logits-{path}.safetensors"
-    run("logits", model, "--ids", " ".join(map(str, ids)), "-o", out, "--path", path)
-    t = load_file(out)
-    assert t["ids"].tolist() == list(ids)
-    return t["logits"].astype(np.float64)
-
-
-def assert_close(ours, ref, what):
-    err = np.abs(ours - ref).max()
-    bound = 1e-3 * np.abs(ref).max()
-    assert err <= bound, f"{what}: max |Δlogit| {err:.3g} > {bound:.3g}"
-    return err / np.abs(ref).max()
 
 
 def test_tiny_models_match_numpy(tiny, tmp_path):

@@ -3,6 +3,7 @@ import json
 import sys
 
 import numpy as np
+import pytest
 from safetensors.numpy import load_file
 
 from conftest import REPO, TINY_MODELS, run, run_json
@@ -93,10 +94,10 @@ def test_merges_match_reference(tiny, tmp_path):
         run("verify", out)
 
 
-def test_gqa_query_heads_keep_their_kv_heads(tiny, tmp_path):
+@pytest.mark.parametrize("name", ["llama-gqa", "gemma2"])
+def test_gqa_query_heads_keep_their_kv_heads(tiny, tmp_path, name):
     """For every ratio, each merged query head reads (through merged KV head j = h // G)
     the K/V of the same source layer and group it read before the merge."""
-    name = "llama-gqa"
     config, weights = load(tiny / name)
     heads, kv, d, hidden = config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"], config["hidden_size"]
     g = heads // kv

@@ -260,7 +260,13 @@ KNOWN_SUFFIXES = {
     "self_attn.v_proj.bias", "self_attn.o_proj.bias", "self_attn.q_norm.weight",
     "self_attn.k_norm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
     "mlp.down_proj.weight", "mlp.gate_proj.bias", "mlp.up_proj.bias", "mlp.down_proj.bias",
+    # Gemma 2's extra norms (its post_attention_layernorm sits after attention).
+    "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight",
 }
+# Hidden-size norms: averaged (or the first kept). Gemma's (1 + w) norms average alike,
+# since mean(1 + w) = 1 + mean(w).
+HIDDEN_NORMS = ("input_layernorm.weight", "post_attention_layernorm.weight",
+                "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight")
 
 
 def merge_layers(config, weights, layers, ratios, ffn_sensitivity, kv_group_score, norms="mean"):
@@ -330,7 +336,7 @@ def merge_layers(config, weights, layers, ratios, ffn_sensitivity, kv_group_scor
     if "mlp.down_proj.bias" in names:
         out["mlp.down_proj.bias"] = weighted("mlp.down_proj.bias")
     # Norms.
-    for n in ("input_layernorm.weight", "post_attention_layernorm.weight"):
+    for n in (n for n in HIDDEN_NORMS if n in names):
         if norms == "mean":
             out[n] = sum(lw[n] for lw in src) / len(src)
         else:
