@@ -256,3 +256,22 @@ def test_phi3_surgery_follows_the_merge_rules(phi3, tmp_path):
         run("prune", folder, "--method", method, "--target-layers", 2, "--calib-tokens", calib, "-o", pruned)
         run("verify", pruned)
         assert "model.layers.1.mlp.gate_up_proj.weight" in folder_tensors(pruned)
+
+
+def test_phi3_heal_refits_and_writes_fused(phi3, tmp_path):
+    """heal applies to Phi-3 (its MLP output joins the residual stream directly): the refit
+    lowers the merged layer's output MSE and the healed model is written fused."""
+    import json
+
+    folder, config, weights, ids = phi3
+    ws = np.random.default_rng(2).integers(0, config["vocab_size"], size=(8, 24)).tolist()
+    calib = tmp_path / "calib.json"
+    calib.write_text(json.dumps(ws))
+    pruned, healed = tmp_path / "p2", tmp_path / "h2"
+    run("prune", folder, "--method", "come", "--target-layers", 2, "--calib-tokens", calib, "-o", pruned)
+    run("heal", folder, pruned, "--calib-tokens", calib, "-o", healed)
+    refit = json.loads((healed / "surgery.json").read_text())["healing"]["refits"][0]
+    assert refit["mse_after"] < refit["mse_before"], refit
+    tensors = folder_tensors(healed)
+    assert "model.layers.1.mlp.gate_up_proj.weight" in tensors and "model.layers.1.mlp.up_proj.weight" not in tensors
+    run("verify", healed)

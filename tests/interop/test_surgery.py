@@ -94,15 +94,22 @@ def test_merges_match_reference(tiny, tmp_path):
         run("verify", out)
 
 
-@pytest.mark.parametrize("name", ["llama-gqa", "gemma2"])
+@pytest.mark.parametrize("name", ["llama-gqa", "gemma2", "phi3"])
 def test_gqa_query_heads_keep_their_kv_heads(tiny, tmp_path, name):
     """For every ratio, each merged query head reads (through merged KV head j = h // G)
     the K/V of the same source layer and group it read before the merge."""
     config, weights = load(tiny / name)
-    heads, kv, d, hidden = config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"], config["hidden_size"]
+    heads, kv, hidden = config["num_attention_heads"], config["num_key_value_heads"], config["hidden_size"]
+    d = config.get("head_dim", hidden // heads)
     g = heads // kv
+    if name == "phi3":
+        weights = split_fused(weights, heads * d, kv * d)
     for r in [0.0, 0.25, 0.5, 0.75, 1.0]:
         _, _, _, _, tensors = merged_model(tiny, tmp_path, name, [1, 2], [r, 1 - r])
+        fused = tensors.pop("model.layers.1.self_attn.qkv_proj.weight", None)
+        if fused is not None:  # Phi-3: the q, k and v rows of the fused tensor
+            for part, rows in zip("qkv", np.split(fused, [heads * d, heads * d + kv * d])):
+                tensors[f"model.layers.1.self_attn.{part}_proj.weight"] = rows
         q = tensors["model.layers.1.self_attn.q_proj.weight"].reshape(heads, d, hidden)
         k = tensors["model.layers.1.self_attn.k_proj.weight"].reshape(kv, d, hidden)
         v = tensors["model.layers.1.self_attn.v_proj.weight"].reshape(kv, d, hidden)
@@ -117,6 +124,16 @@ def test_gqa_query_heads_keep_their_kv_heads(tiny, tmp_path, name):
             (vl, vg), = [(l, i) for l, i, m in find("v", kv) if np.array_equal(m, v[h // g])]
             assert ql == kl == vl and qh // g == kg == vg, (r, h)
             assert qh % g == h % g, "query heads keep their order inside the group"
+
+
+def split_fused(weights, q_rows, kv_rows):
+    """Phi-3's qkv_proj as q/k/v_proj (the rows in that order)."""
+    out = dict(weights)
+    for name in [n for n in weights if n.endswith("qkv_proj.weight")]:
+        p = name[: -len("qkv_proj.weight")]
+        for part, rows in zip("qkv", np.split(out.pop(name), [q_rows, q_rows + kv_rows])):
+            out[f"{p}{part}_proj.weight"] = rows
+    return out
 
 
 def test_ratio_one_keeps_the_first_layer(tiny, tmp_path):
