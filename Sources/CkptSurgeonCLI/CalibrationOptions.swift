@@ -36,7 +36,7 @@ struct CalibrationOptions: ParsableArguments {
     /// of the `--calib` texts (else the `defaults`).
     func load(for checkpoint: Checkpoint, defaults: [ShippedCorpus] = [.wikiValid], samples: Int = 32) throws -> CalibrationSet {
         if let calibTokens {
-            guard let data = FileManager.default.contents(atPath: calibTokens),
+            guard let data = FilePath.contents(calibTokens),
                   let windows = try? JSONDecoder().decode([[Int]].self, from: data) else {
                 throw InputError("\(calibTokens): not a JSON array of arrays of token ids")
             }

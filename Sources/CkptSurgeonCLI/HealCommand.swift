@@ -58,7 +58,7 @@ struct HealCommand: ParsableCommand {
         let studentModel = try Checkpoint.open(student)
         try studentModel.validate()
         let manifestPath = SurgeryManifest.location(of: student)
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+        guard let data = FilePath.contents(manifestPath) else {
             throw InputError("\(student): no surgery manifest (\(manifestPath)); heal takes an output of merge or prune")
         }
         let manifest = try SurgeryManifest.decode(data, path: manifestPath)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SurgeonFormats
 import SurgeonEmit
 import SurgeonModel
 import SurgeonSurgery
@@ -205,7 +206,7 @@ struct PruneCommand: ParsableCommand {
     /// and calibration (otherwise continuing would not give the uninterrupted result).
     private func resumableSteps(_ path: String, checkpoint: Checkpoint, method: SurgeryManifest.Method,
                                 calibration: CalibrationSet) throws -> [MergeStep] {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FilePath.contents(path) else {
             throw InputError("\(path): cannot read the manifest to resume from")
         }
         let manifest = try SurgeryManifest.decode(data, path: path)

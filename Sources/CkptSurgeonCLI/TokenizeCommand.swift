@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SurgeonFormats
 import SurgeonModel
 
 struct TokenizeCommand: ParsableCommand {
@@ -57,7 +58,7 @@ struct TokenizeCommand: ParsableCommand {
 func readInput(prompt: String?, file: String?) throws -> String {
     if let prompt { return prompt }
     if let file {
-        guard let data = FileManager.default.contents(atPath: file) else {
+        guard let data = FilePath.contents(file) else {
             throw InputError("cannot read \(file)")
         }
         return String(decoding: data, as: UTF8.self)

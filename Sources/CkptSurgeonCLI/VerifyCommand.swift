@@ -22,7 +22,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         let manifestPath = SurgeryManifest.location(of: output)
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+        guard let data = FilePath.contents(manifestPath) else {
             throw FormatError(.io, path: manifestPath, "no surgery manifest")
         }
         let manifest = try SurgeryManifest.decode(data, path: manifestPath)

@@ -58,7 +58,7 @@ public enum Converter {
             return gguf.metadata.filter { $0.key.hasPrefix("ckpt_surgeon.") }
         }
         let path = SurgeryManifest.location(of: checkpoint.path)
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        guard let data = FilePath.contents(path) else { return [] }
         return try SurgeryManifest.decode(data, path: path).ggufSummary
     }
 

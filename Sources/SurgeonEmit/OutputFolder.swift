@@ -41,7 +41,7 @@ public final class OutputFolder {
     }
 
     public func copy(_ name: String, from source: String) throws {
-        guard let data = FileManager.default.contents(atPath: source) else {
+        guard let data = FilePath.contents(source) else {
             throw FormatError(.io, path: source, "cannot read")
         }
         try write(name, data)

@@ -18,7 +18,8 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking, so that a FIFO fails the type check below instead of waiting for a writer.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw FormatError(.io, path: path, "cannot open: \(errnoText())") }
         var st = stat()
         guard fstat(fd, &st) == 0 else {

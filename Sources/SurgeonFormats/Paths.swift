@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +28,19 @@ public enum FilePath {
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0
+    }
+
+    /// Whether `path` is a regular file (not a FIFO, socket or device, whose reads can
+    /// block forever or never end).
+    public static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// The bytes of a regular file; nil when it cannot be read or is no regular file (a
+    /// FIFO would block the read until some writer comes).
+    public static func contents(_ path: String) -> Data? {
+        isRegularFile(path) ? FileManager.default.contents(atPath: path) : nil
     }
 
     public static func isDirectory(_ path: String) -> Bool {

@@ -53,6 +53,7 @@ public struct Checkpoint: Sendable {
         if isDirectory.boolValue {
             return try openFolder(path, configPath: configPath)
         }
+        guard FilePath.isRegularFile(path) else { throw FormatError(.io, path: path, "not a regular file") }
         if try looksLikeGGUF(path) {
             return try openGGUF(path)
         }
@@ -113,6 +114,9 @@ public struct Checkpoint: Sendable {
 
     /// Reads and decodes `config.json`, refusing families we do not support.
     public static func loadConfig(_ path: String) throws -> LoadedConfig {
+        if FilePath.exists(path) && !FilePath.isRegularFile(path) {
+            throw FormatError(.io, path: path, "not a regular file")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             let exists = FileManager.default.fileExists(atPath: path)
             throw FormatError(.io, path: path, exists ? "cannot read config.json" : "config.json not found")

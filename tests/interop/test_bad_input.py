@@ -119,3 +119,27 @@ def test_disk_full_is_refused_before_writing(tiny, tmp_path):
         assert list(mnt.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_fifo_inputs_fail_fast(tiny, tmp_path):
+    """A FIFO as the model file, as config.json or as tokenizer.json is refused with one
+    line naming it, instead of blocking forever at open (no writer ever comes)."""
+    import os
+    import shutil
+
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder"
+    shutil.copytree(tiny / "llama-mha", folder)
+    (folder / "config.json").unlink()
+    os.mkfifo(folder / "config.json")
+    tok = tmp_path / "tok"
+    shutil.copytree(tiny / "llama-mha", tok)
+    (tok / "tokenizer.json").unlink()
+    os.mkfifo(tok / "tokenizer.json")
+    for args, named in [(("inspect", fifo), fifo), (("inspect", folder), folder / "config.json"),
+                        (("ppl", fifo), fifo), (("tokenize", tok, "--prompt", "hello"), tok / "tokenizer.json")]:
+        proc = run(*args, check=False, timeout=60)
+        assert proc.returncode != 0, args
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(named) in lines[0], (args, proc.stderr)

@@ -65,7 +65,7 @@ public enum TokenizerFiles {
     /// The vocabulary is padded to `vocabSize` (the embedding rows) when that is larger.
     public static func ggufTokenizer(folder: String, vocabSize: Int, configIds: ModelConfig?) throws -> GGUFTokenizer {
         let path = folder + "/tokenizer.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FilePath.contents(path) else {
             throw FormatError(.io, path: path, "tokenizer.json not found")
         }
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -115,7 +115,7 @@ public enum TokenizerFiles {
     }
 
     static func readJSONObject(_ path: String) -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path),
+        guard let data = FilePath.contents(path),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
         return object
     }
