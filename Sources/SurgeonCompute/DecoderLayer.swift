@@ -113,7 +113,8 @@ public final class KVCache {
 /// One pre-norm decoder layer, run in place on `x`: rows of `hidden` floats, split into
 /// sequences of `lengths[s]` tokens. Each sequence continues the positions in `past`
 /// (from 0 without a cache), attends to them and to its own earlier tokens, and leaves
-/// its keys and values in the cache after them.
+/// its keys and values in the cache after them. `ropeTables` cover positions
+/// past.count ..< past.count + the longest sequence.
 ///
 ///     h = x + post(o_proj(attention(rope(q(norm(x))), rope(k(norm(x))), v(norm(x)))))
 ///     x = h + post(down(act(gate(norm(h))) · up(norm(h))))
@@ -132,7 +133,8 @@ public enum DecoderLayer {
         let attention = ws.attention.pointer
         let gate = ws.gate.pointer, up = ws.up.pointer
         if observe != nil { ws.input.pointer.update(from: x, count: rows * s.hidden) }
-        let positions = lengths.flatMap { (0..<$0).map { pastCount + $0 } }
+        // Row r's position after the cached ones: `ropeTables` start at position pastCount.
+        let positions = lengths.flatMap { Array(0..<$0) }
 
         // Attention block.
         norm(x, w, .inputNorm, n, rows: rows, width: s.hidden, eps: s.eps, offset: s.normOffset)

@@ -44,7 +44,8 @@ public final class Transformer {
         let lengths = sequences.map(\.count)
         var x = [Float](repeating: 0, count: tokens.count * shape.hidden)
         guard !tokens.isEmpty else { return x }
-        let tables = rope.tables(count: (past?.count ?? 0) + lengths.max()!)
+        // Only the new positions: a generation step rotates one row, not the whole history.
+        let tables = rope.tables(count: lengths.max()!, offset: past?.count ?? 0)
         x.withUnsafeMutableBufferPointer { buffer in
             head.embed(tokens[...], into: buffer.baseAddress!)
             for (l, w) in layers.enumerated() {

@@ -86,7 +86,8 @@ public struct TensorWriter {
             guard let fused = LayerTensors.fused.first(where: { f in
                       prefix + f.partRows(config, family: family)[0].suffix == w.name }) else { out.append(w); continue }
             let names = fused.partRows(config, family: family).map { prefix + $0.suffix }
-            guard let parts = Optional(names.compactMap { byName[$0] }), parts.count == names.count else { out.append(w); continue }
+            let parts = names.compactMap { byName[$0] }
+            guard parts.count == names.count else { out.append(w); continue }
             consumed.formUnion(names)
             var writer = TensorWriter(name: prefix + fused.hfSuffix, fusing: parts)
             writer.addend = w.addend
