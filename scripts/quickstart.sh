@@ -8,6 +8,9 @@
 #
 # WINDOWS (default 40) sets how many 512-token windows of wikitext-2 test are scored;
 # WINDOWS=all scores the whole file (about 20 minutes per model on 2 cores).
+# DISTILL_TOKENS=204800 adds the last stage, distillation (distill --mode sp --loss mse on
+# that many tokens of the shipped wikitext-2 validation and C4 text; about 20 more minutes
+# on 2 cores), and exports and generates from the distilled model instead.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$CKPT_REPO"
@@ -36,9 +39,19 @@ step "heal: refit the merged layers' down_proj against the original (calibration
 step "perplexity after healing"
 "$S" ppl out/smollm2-come21-healed "${window_args[@]}"
 
+final=out/smollm2-come21-healed
+if [ "${DISTILL_TOKENS:-0}" != 0 ]; then
+    step "distill: train the merged layers against the original (CoMe-sp, ${DISTILL_TOKENS} tokens of wikitext-2 validation + C4)"
+    "$S" distill "$CKPT_MODEL_GGUF" out/smollm2-come21-healed -o out/smollm2-come21-sp --mode sp --loss mse \
+        --tokens "$DISTILL_TOKENS" --force
+    step "perplexity after distillation"
+    "$S" ppl out/smollm2-come21-sp "${window_args[@]}"
+    final=out/smollm2-come21-sp
+fi
+
 step "check the output against its manifest, export GGUF (F16 and Q8_0), generate"
-"$S" verify out/smollm2-come21-healed
-"$S" export out/smollm2-come21-healed -o out/smollm2-come21-healed.f16.gguf --dtype f16 --force
-"$S" export out/smollm2-come21-healed -o out/smollm2-come21-healed.q8_0.gguf --dtype q8_0 --force
-"$S" generate out/smollm2-come21-healed.q8_0.gguf --prompt "The capital of France is" -n 12 --echo
+"$S" verify "$final"
+"$S" export "$final" -o "$final.f16.gguf" --dtype f16 --force
+"$S" export "$final" -o "$final.q8_0.gguf" --dtype q8_0 --force
+"$S" generate "$final.q8_0.gguf" --prompt "The capital of France is" -n 12 --echo
 ls -l out

@@ -25,8 +25,8 @@ struct CkptSurgeon: ParsableCommand {
         """,
         version: version,
         subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, PerplexityCommand.self,
-                      GenerateCommand.self, LogitsCommand.self, ScoresCommand.self, MergeCommand.self,
-                      PruneCommand.self, HealCommand.self, VerifyCommand.self, ExportCommand.self, EvalCommand.self])
+                      GenerateCommand.self, LogitsCommand.self, GradientsCommand.self, ScoresCommand.self, MergeCommand.self,
+                      PruneCommand.self, HealCommand.self, DistillCommand.self, VerifyCommand.self, ExportCommand.self, EvalCommand.self])
 
     static func main() {
         // A file-size limit should fail a write with EFBIG (reported, output removed),

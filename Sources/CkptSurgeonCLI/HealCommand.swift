@@ -53,23 +53,8 @@ struct HealCommand: ParsableCommand {
     @OptionGroup var out: SurgeryOutputOptions
 
     func run() throws {
-        let teacherModel = try Checkpoint.open(teacher)
-        try teacherModel.validate()
-        let studentModel = try Checkpoint.open(student)
-        try studentModel.validate()
-        let manifestPath = SurgeryManifest.location(of: student)
-        guard let data = FilePath.contents(manifestPath) else {
-            throw InputError("\(student): no surgery manifest (\(manifestPath)); heal takes an output of merge or prune")
-        }
-        let manifest = try SurgeryManifest.decode(data, path: manifestPath)
-        let problems = try manifest.mismatches(of: student)
-        guard problems.isEmpty else {
-            let more = problems.count > 1 ? " and \(problems.count - 1) more" : ""
-            throw InputError("\(student): does not match \(manifestPath): \(problems[0])\(more) (see verify)")
-        }
-        let provenance = try Self.provenance(manifest, student: studentModel, manifestPath: manifestPath)
-        try Self.checkTeacher(teacherModel, path: teacher, manifest: manifest, manifestPath: manifestPath)
-        try Converter.refuseOverwritingInput(teacherModel.path, output: out.output)
+        let inputs = try SurgeryInputs(teacher: teacher, student: student, command: "heal", output: out.output)
+        let (teacherModel, studentModel, manifest, provenance) = (inputs.teacher, inputs.student, inputs.manifest, inputs.provenance)
         guard !Healer.plan(provenance: provenance, teacherLayers: manifest.source.layers, selection: layers).isEmpty else {
             throw InputError("\(student): no layer to refit with --layers \(layers.rawValue) (none stands for more than one "
                              + "original layer; --layers gaps refits the layer before each deleted run)")
@@ -95,34 +80,6 @@ struct HealCommand: ParsableCommand {
         }
         bar.finish()
         print("healed \(healing.refits.count) layers of \(student) → \(out.output): \(RefitOptions.summary(healing.refits))")
-    }
-
-    /// The original range of every student layer, from the manifest, after checking that
-    /// it describes this student.
-    static func provenance(_ manifest: SurgeryManifest, student: Checkpoint, manifestPath: String) throws -> [ClosedRange<Int>] {
-        let layers = student.config.numHiddenLayers
-        guard manifest.output.layers == layers, manifest.layers.count == layers else {
-            throw InputError("\(student.path): has \(layers) layers, its manifest \(manifestPath) describes \(manifest.output.layers)")
-        }
-        let ranges = manifest.layers.sorted { $0.output < $1.output }.map { $0.original }
-        var next = 0
-        for (i, r) in ranges.enumerated() {
-            guard r.count == 2, r[0] >= next, r[1] >= r[0], r[1] < manifest.source.layers else {
-                throw InputError("\(manifestPath): layer \(i) has no valid original range in 0…\(manifest.source.layers - 1)")
-            }
-            next = r[1] + 1
-        }
-        return ranges.map { $0[0]...$0[1] }
-    }
-
-    /// The teacher must be the manifest's source: same depth and the same bytes in every tensor.
-    static func checkTeacher(_ teacher: Checkpoint, path: String, manifest: SurgeryManifest, manifestPath: String) throws {
-        let hashes = try SurgeryManifest.hashes(of: try SurgeryManifest.tensorFiles(of: teacher.path))
-        let differing = SurgeryManifest.mismatches(hashes, expected: manifest.source.tensors)
-        guard teacher.config.numHiddenLayers == manifest.source.layers, differing.isEmpty else {
-            throw InputError("\(path): not the model \(manifestPath) was made from (\(manifest.source.path)): "
-                             + "\(differing.count) of its tensors differ from the manifest's source hashes")
-        }
     }
 }
 

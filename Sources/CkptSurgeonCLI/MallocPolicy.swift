@@ -8,7 +8,8 @@ import Glibc
 /// mallopt is looked up at run time because Swift's Glibc module does not export malloc.h.
 enum MallocPolicy {
     /// For `eval`: scoring allocates MB-sized buffers per item, and mmapping each one cost
-    /// a third of the run in page faults, so large buffers stay on the heap.
+    /// a third of the run in page faults, so large buffers stay on the heap. `distill` too
+    /// (per-window states and gradients, frozen layers' weights).
     static func keepLargeBuffers() {
         set(threshold: 32 << 20, trim: 256 << 20)  // 32 MB is glibc's maximum on 64-bit
     }

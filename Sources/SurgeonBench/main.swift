@@ -8,6 +8,9 @@ import SurgeonModel
 //
 //   surgeon-bench sgemm MODEL [tokens]      sgemm GFLOP/s at MODEL's projection shapes
 //   surgeon-bench layer MODEL [sequences]   decoder-layer forward GFLOP/s at ctx 512
+//   surgeon-bench train MODEL               one layer's training step (forward with tape, backward
+//                                           with weight gradients) GFLOP/s at ctx 512, and the
+//                                           backward of a frozen layer (input gradient only)
 
 func seconds(_ body: () -> Void) -> Double {
     let t = Date()
@@ -21,7 +24,7 @@ func bestOf(_ n: Int, _ body: () -> Void) -> Double {
 
 let args = CommandLine.arguments
 guard args.count >= 3, let checkpoint = try? Checkpoint.open(args[2]) else {
-    FileHandle.standardError.write(Data("usage: surgeon-bench sgemm|layer MODEL [n]\n".utf8))
+    FileHandle.standardError.write(Data("usage: surgeon-bench sgemm|layer|train MODEL [n]\n".utf8))
     exit(2)
 }
 let c = checkpoint.config
@@ -72,6 +75,41 @@ case "layer":
     let attention = 2.0 * 2.0 * Double(sequences) * Double(scored) * Double(s.headDim * s.heads)
     print(String(format: "layer forward %.1f GFLOP/s (%.1f ms for %d × %d tokens; projections %.0f%% of the FLOPs)",
                  (projection + attention) / t / 1e9, t * 1000, sequences, length, 100 * projection / (projection + attention)))
+case "train":
+    let length = 512
+    var weights = try DecoderLayerWeights.load(from: checkpoint, layer: 0)
+    weights.sourceLayer = 0
+    let rope = RotaryEmbedding(config: c)
+    let tables = rope.tables(count: length)
+    let x = (0..<(length * s.hidden)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+    let dy = (0..<(length * s.hidden)).map { Float(($0 * 104729) % 1000) / 1_000_000 - 0.0005 }
+    let workspace = LayerWorkspace(), backward = BackwardWorkspace(), tape = LayerTape()
+    func step(trains: Bool) {
+        var y = x, d = dy
+        var gradients: DecoderLayerWeights? = trains ? .zeros(like: weights) : nil
+        y.withUnsafeMutableBufferPointer {
+            DecoderLayer.forward(weights, shape: s, rope: rope, ropeTables: tables, x: $0.baseAddress!,
+                                 lengths: [length], workspace: workspace, tape: tape)
+        }
+        d.withUnsafeMutableBufferPointer {
+            DecoderLayer.backward(weights, shape: s, rope: rope, ropeTables: tables, tape: tape, dx: $0.baseAddress!,
+                                  gradients: &gradients, workspace: backward)
+        }
+    }
+    let trained = bestOf(3) { step(trains: true) }, frozen = bestOf(3) { step(trains: false) }
+    let tokens = Double(length)
+    let projection = 2.0 * tokens * Double(s.hidden * (s.qWidth * 2 + s.kvWidth * 2) + 3 * s.hidden * s.intermediate)
+    let scored = stride(from: 0, to: length, by: DecoderLayer.causalBlock).reduce(0) { total, first in
+        let rows = min(DecoderLayer.causalBlock, length - first)
+        return total + rows * (first + rows)
+    }
+    // Forward: QKᵀ and PV. Backward: the scores again, then dP, dV, dQ and dK.
+    let attention = 2.0 * Double(scored) * Double(s.headDim * s.heads)
+    let trainFlops = 3 * projection + 7 * attention, frozenFlops = 2 * projection + 7 * attention
+    print(String(format: "train step %.1f GFLOP/s (%.1f ms for %d tokens: forward + backward with weight gradients); "
+                 + "frozen layer %.1f GFLOP/s (%.1f ms: forward + input gradient); tape %.1f MB per layer",
+                 trainFlops / trained / 1e9, trained * 1000, length, frozenFlops / frozen / 1e9, frozen * 1000,
+                 Double(tape.byteCount) / 1e6))
 default:
     FileHandle.standardError.write(Data("unknown benchmark \(args[1])\n".utf8))
     exit(2)

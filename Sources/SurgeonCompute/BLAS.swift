@@ -1,6 +1,6 @@
 import COpenBLAS
 
-/// The two matrix products the forward pass needs, on row-major buffers.
+/// The matrix products of the forward and backward passes, on row-major buffers.
 public enum BLAS {
     /// C[m×n] = alpha · A[m×k] · Bᵀ (+ beta · C), where B is stored [n×k] — the layout of a
     /// weight matrix (out × in). `lda`/`ldb`/`ldc` are row strides (default: dense).
@@ -19,6 +19,16 @@ public enum BLAS {
                               alpha: Float = 1, beta: Float = 0) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda ?? k), b, Int32(ldb ?? n), beta, c, Int32(ldc ?? n))
+    }
+
+    /// C[m×n] = alpha · Aᵀ · B (+ beta · C), where A is stored [k×m] and B [k×n]: the
+    /// weight gradient dyᵀ·x of a projection, summed over rows.
+    @inline(__always)
+    public static func matmulTransposedA(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                                         m: Int, n: Int, k: Int, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil,
+                                         alpha: Float = 1, beta: Float = 0) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda ?? m), b, Int32(ldb ?? n), beta, c, Int32(ldc ?? n))
     }
 
     /// C[n×n] += Aᵀ·A for A[m×n] (f64, row-major); only the upper triangle of C is written.

@@ -121,18 +121,23 @@ public final class KVCache {
 ///
 /// `post` is Gemma 2's output norm (identity elsewhere), act is SiLU or tanh-GELU, norms
 /// multiply by w or (1 + w), and attention may be soft-capped and windowed (`LayerShape`).
+/// With a `tape` (no cache), the forward records what `backward` (DecoderLayerBackward.swift)
+/// needs to run it in reverse.
 public enum DecoderLayer {
     public static func forward(_ w: DecoderLayerWeights, shape s: LayerShape, rope: RotaryEmbedding,
                                ropeTables: (cos: [Float], sin: [Float]),
                                x: UnsafeMutablePointer<Float>, lengths: [Int], past: KVCache? = nil, layer: Int = 0,
                                workspace ws: LayerWorkspace, observe: ((LayerActivations) -> Void)? = nil,
-                               firstSequence: Int = 0) {
+                               firstSequence: Int = 0, tape: LayerTape? = nil) {
         let rows = lengths.reduce(0, +), longest = lengths.max() ?? 0, pastCount = past?.count ?? 0
         ws.reserve(rows: rows, shape: s, scoreCount: min(longest, causalBlock) * (pastCount + longest))
         let n = ws.normed.pointer, q = ws.q.pointer, k = ws.k.pointer, v = ws.v.pointer
         let attention = ws.attention.pointer
         let gate = ws.gate.pointer, up = ws.up.pointer
         if observe != nil { ws.input.pointer.update(from: x, count: rows * s.hidden) }
+        precondition(tape == nil || past == nil, "a tape records a forward without a KV cache")
+        tape?.begin(lengths: lengths)
+        tape?.record(.input, x, count: rows * s.hidden)
         // Row r's position after the cached ones: `ropeTables` start at position pastCount.
         let positions = lengths.flatMap { Array(0..<$0) }
 
@@ -141,7 +146,10 @@ public enum DecoderLayer {
         project(n, w, .q, bias: .qBias, q, rows: rows, out: s.qWidth, in: s.hidden)
         project(n, w, .k, bias: .kBias, k, rows: rows, out: s.kvWidth, in: s.hidden)
         project(n, w, .v, bias: .vBias, v, rows: rows, out: s.kvWidth, in: s.hidden)
+        tape?.record(.v, v, count: rows * s.kvWidth)
         if w[.qNorm] != nil {
+            tape?.record(.qBeforeNorm, q, count: rows * s.qWidth)
+            tape?.record(.kBeforeNorm, k, count: rows * s.kvWidth)
             // Qwen3: RMSNorm over each head's head_dim values, before RoPE.
             norm(q, w, .qNorm, q, rows: rows * s.heads, width: s.headDim, eps: s.eps)
             norm(k, w, .kNorm, k, rows: rows * s.kvHeads, width: s.headDim, eps: s.eps)
@@ -152,6 +160,8 @@ public enum DecoderLayer {
                 rope.apply(k, rows: rows, heads: s.kvHeads, rowStride: s.kvWidth, cos: c.baseAddress!, sin: sn.baseAddress!) { positions[$0] }
             }
         }
+        tape?.record(.q, q, count: rows * s.qWidth)
+        tape?.record(.k, k, count: rows * s.kvWidth)
         var first = 0
         for t in lengths {
             var keys = UnsafePointer(k + first * s.kvWidth), values = UnsafePointer(v + first * s.kvWidth)
@@ -167,20 +177,24 @@ public enum DecoderLayer {
                             scores: ws.scores.pointer)
             first += t
         }
+        tape?.record(.attention, attention, count: rows * s.qWidth)
         addOutput(attention, w, .o, bias: .oBias, norm: .attentionOutputNorm, into: x, scratch: n,
-                  rows: rows, out: s.hidden, in: s.qWidth, shape: s)
+                  rows: rows, out: s.hidden, in: s.qWidth, shape: s, tape: tape, slot: .attentionProjection)
+        tape?.record(.residual, x, count: rows * s.hidden)
         if observe != nil { ws.residual.pointer.update(from: x, count: rows * s.hidden) }
 
         // MLP block.
         norm(x, w, .mlpNorm, n, rows: rows, width: s.hidden, eps: s.eps, offset: s.normOffset)
         project(n, w, .gate, bias: .gateBias, gate, rows: rows, out: s.intermediate, in: s.hidden)
         project(n, w, .up, bias: .upBias, up, rows: rows, out: s.intermediate, in: s.hidden)
+        tape?.record(.gate, gate, count: rows * s.intermediate)
+        tape?.record(.up, up, count: rows * s.intermediate)
         switch s.activation {
         case .silu: Kernels.siluMul(gate, up, count: rows * s.intermediate)
         case .geluTanh: Kernels.geluTanhMul(gate, up, count: rows * s.intermediate)
         }
         addOutput(gate, w, .down, bias: .downBias, norm: .mlpOutputNorm, into: x, scratch: n,
-                  rows: rows, out: s.hidden, in: s.intermediate, shape: s)
+                  rows: rows, out: s.hidden, in: s.intermediate, shape: s, tape: tape, slot: .mlpProjection)
 
         observe?(LayerActivations(
             firstSequence: firstSequence, sequenceLength: longest, rows: rows,
@@ -201,11 +215,13 @@ public enum DecoderLayer {
     /// has one (Gemma 2), in `scratch`; otherwise the add rides on the sgemm.
     static func addOutput(_ x: UnsafePointer<Float>, _ w: DecoderLayerWeights, _ field: LayerField, bias: LayerField,
                           norm normField: LayerField, into residual: UnsafeMutablePointer<Float>,
-                          scratch: UnsafeMutablePointer<Float>, rows: Int, out n: Int, in k: Int, shape s: LayerShape) {
+                          scratch: UnsafeMutablePointer<Float>, rows: Int, out n: Int, in k: Int, shape s: LayerShape,
+                          tape: LayerTape? = nil, slot: LayerTape.Slot) {
         guard w[normField] != nil else {
             return projectAdding(x, w, field, bias: bias, into: residual, rows: rows, out: n, in: k)
         }
         project(x, w, field, bias: bias, scratch, rows: rows, out: n, in: k)
+        tape?.record(slot, scratch, count: rows * n)
         norm(scratch, w, normField, scratch, rows: rows, width: n, eps: s.eps, offset: s.normOffset)
         Kernels.add(residual, scratch, count: rows * n)
     }
@@ -235,27 +251,40 @@ public enum DecoderLayer {
     static func causalAttention(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
                                 out: UnsafeMutablePointer<Float>, queries t: Int, past p: Int, shape s: LayerShape,
                                 window: Int? = nil, scores: UnsafeMutablePointer<Float>) {
-        let scale = s.attentionScale
         for h in 0..<s.heads {
             let kv = h / s.groupSize
             for first in stride(from: 0, to: t, by: causalBlock) {
                 let rows = min(causalBlock, t - first), keys = p + first + rows
-                // scores[rows × keys] = q_h · k_kvᵀ · scale, rows strided through the q/k buffers.
-                BLAS.matmulTransposed(q + first * s.qWidth + h * s.headDim, k + kv * s.headDim, scores,
-                                      m: rows, n: keys, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys, alpha: scale)
-                Kernels.parallelChunks(rows, minimum: 32) { chunk in
-                    for i in chunk {
-                        let row = scores + i * keys, length = p + first + i + 1
-                        if let cap = s.attentionSoftcap { Kernels.softcap(row, count: length, cap: cap) }
-                        if let window, length > window {
-                            Kernels.softmaxWindow(row, from: length - window, to: length, width: keys)
-                        } else {
-                            Kernels.softmaxPrefix(row, length: length, width: keys)
-                        }
-                    }
-                }
+                attentionWeights(q: q + first * s.qWidth + h * s.headDim, keys: k + kv * s.headDim, into: scores,
+                                 rows: rows, past: p + first, shape: s, window: window)
                 BLAS.matmul(scores, v + kv * s.headDim, out + first * s.qWidth + h * s.headDim, m: rows, n: s.headDim,
                             k: keys, lda: keys, ldb: s.kvWidth, ldc: s.qWidth)
+            }
+        }
+    }
+
+    /// One head's attention weights for `rows` queries whose first sees keys 0...past:
+    /// scores[rows × (past + rows)] = softmax(cap(q · kᵀ · scale)) under the causal (and
+    /// window) mask, rows strided through the q/k buffers. `capped`, when given, receives
+    /// the capped scores before the softmax (the soft-cap's backward needs them).
+    static func attentionWeights(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, into scores: UnsafeMutablePointer<Float>,
+                                 rows: Int, past p: Int, shape s: LayerShape, window: Int?,
+                                 capped: UnsafeMutablePointer<Float>? = nil) {
+        let keys = p + rows
+        BLAS.matmulTransposed(q, k, scores, m: rows, n: keys, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys,
+                              alpha: s.attentionScale)
+        Kernels.parallelChunks(rows, minimum: 32) { chunk in
+            for i in chunk {
+                let row = scores + i * keys, length = p + i + 1
+                if let cap = s.attentionSoftcap {
+                    Kernels.softcap(row, count: length, cap: cap)
+                    capped?.advanced(by: i * keys).update(from: row, count: length)
+                }
+                if let window, length > window {
+                    Kernels.softmaxWindow(row, from: length - window, to: length, width: keys)
+                } else {
+                    Kernels.softmaxPrefix(row, length: length, width: keys)
+                }
             }
         }
     }

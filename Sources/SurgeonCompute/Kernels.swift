@@ -1,4 +1,5 @@
 import Foundation
+import SurgeonModel
 
 /// Element-wise and row-wise kernels of the forward pass, on row-major buffers.
 public enum Kernels {
@@ -25,6 +26,32 @@ public enum Kernels {
             for i in range {
                 let g = gate[i]
                 gate[i] = 0.5 * g * (1 + tanhf(0.7978845608028654 * (g + 0.044715 * g * g * g))) * up[i]
+            }
+        }
+    }
+
+    /// The backward of a = act(gate) · up: dGate = dA · up · act'(gate), dUp = dA · act(gate).
+    /// `dActivated` may be the same buffer as `dGate`.
+    public static func gatedActivationBackward(_ activation: FamilyTraits.Activation, gate: UnsafePointer<Float>,
+                                               up: UnsafePointer<Float>, dActivated: UnsafePointer<Float>,
+                                               dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int) {
+        parallelChunks(count) { range in
+            for i in range {
+                let g = gate[i], da = dActivated[i]
+                let value: Float, slope: Float
+                switch activation {
+                case .silu:
+                    let sigmoid = 1 / (1 + expf(-g))
+                    value = g * sigmoid
+                    slope = sigmoid * (1 + g * (1 - sigmoid))
+                case .geluTanh:
+                    let c: Float = 0.7978845608028654
+                    let t = tanhf(c * (g + 0.044715 * g * g * g))
+                    value = 0.5 * g * (1 + t)
+                    slope = 0.5 * (1 + t) + 0.5 * g * (1 - t * t) * c * (1 + 3 * 0.044715 * g * g)
+                }
+                dUp[i] = da * value
+                dGate[i] = da * up[i] * slope
             }
         }
     }

@@ -5,7 +5,8 @@ import SurgeonModel
 /// `surgery.json`: everything needed to reproduce, audit and distil a surgery result.
 /// The schema is versioned (`schema`) and documented in the README.
 public struct SurgeryManifest: Codable, Sendable {
-    /// /2 added `healing`; /1 manifests (no healing) read unchanged.
+    /// /2 added `healing` (and, later, the optional `distillation`); /1 manifests (no
+    /// healing) read unchanged.
     public static let schemaVersion = "ckpt-surgeon.surgery/2"
 
     public struct Tool: Codable, Sendable {
@@ -84,6 +85,51 @@ public struct SurgeryManifest: Codable, Sendable {
         public var student: Student?
     }
 
+    /// What `distill` trained (SPEC §7), on which text, and how the loss went.
+    public struct Distillation: Codable, Sendable {
+        public init(mode: String, loss: String, text: Calibration, tokens: Int, epochs: Int, batch: Int,
+                    learningRates: [Double], recompute: Bool, pairs: [PairTraining], lossCurve: [LossPoint],
+                    student: Student) {
+            self.method = "come-" + mode
+            self.mode = mode
+            self.loss = loss
+            self.text = text
+            self.tokens = tokens
+            self.epochs = epochs
+            self.batch = batch
+            self.learningRates = learningRates
+            self.recompute = recompute
+            self.pairs = pairs
+            self.lossCurve = lossCurve
+            self.student = student
+        }
+
+        /// come-sp (every merged layer at once) or come-mp (one pair at a time).
+        public var method: String
+        public var mode: String
+        /// kl (symmetric KL over the hidden softmax) or mse.
+        public var loss: String
+        /// The training text: `nsamples` distinct windows of `seqlen` tokens.
+        public var text: Calibration
+        /// Training tokens per pass (mp: each pair's), and passes over the windows allowed.
+        public var tokens: Int
+        public var epochs: Int
+        /// Windows per optimiser step (one micro-batch each, gradients summed).
+        public var batch: Int
+        public var optimizer = "adamw"
+        public var weightDecay = 0.01
+        public var schedule = "cosine"
+        /// Peak rates: one for sp, one per pair (shallow to deep) for mp.
+        public var learningRates: [Double]
+        /// Whether the backward recomputed each layer's activations instead of keeping them.
+        public var recompute: Bool
+        public var pairs: [PairTraining]
+        /// At most a few hundred points, evenly spaced in steps.
+        public var lossCurve: [LossPoint]
+        /// The model distilled: its path and the output record of its own manifest.
+        public var student: Student
+    }
+
     public struct Student: Codable, Sendable {
         public init(path: String, output: Output) {
             self.path = path
@@ -103,6 +149,7 @@ public struct SurgeryManifest: Codable, Sendable {
     public var layers: [LayerProvenance]
     public var distillationPairs: [Pair]
     public var healing: Healing?
+    public var distillation: Distillation?
     public var output: Output
 
     public func encoded() throws -> Data {

@@ -15,7 +15,17 @@ public struct DecoderLayerWeights: Sendable {
 
     public subscript(field: LayerField) -> [Float]? {
         get { tensors[field.rawValue] }
+        // In place, without copying the array (training updates weights every step).
+        _modify { yield &tensors[field.rawValue] }
         set { tensors[field.rawValue] = newValue }
+    }
+
+    /// Zeros in the shape of every field `other` holds: a gradient or an optimiser moment.
+    public static func zeros(like other: DecoderLayerWeights) -> DecoderLayerWeights {
+        var w = DecoderLayerWeights()
+        w.sourceLayer = other.sourceLayer
+        for field in other.fields { w[field] = [Float](repeating: 0, count: other[field]!.count) }
+        return w
     }
 
     /// Fields this layer holds, in `LayerField` order.

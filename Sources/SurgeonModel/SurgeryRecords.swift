@@ -153,3 +153,44 @@ public struct CalibrationRecord: Codable, Sendable {
     public var seed: UInt64
     public var corpusTokens: Int
 }
+
+/// How one distillation pair trained, as the manifest records it.
+public struct PairTraining: Sendable, Codable {
+    public init(a: Int, b: Int, learningRate: Double, steps: Int, tokens: Int, lossFirst: Double, lossLast: Double) {
+        self.a = a
+        self.b = b
+        self.learningRate = learningRate
+        self.steps = steps
+        self.tokens = tokens
+        self.lossFirst = lossFirst
+        self.lossLast = lossLast
+    }
+
+    /// Teacher layer a, student layer b (`distillation_pairs`).
+    public var a: Int
+    public var b: Int
+    /// The peak learning rate of its cosine schedule (sp: the one rate all pairs share).
+    public var learningRate: Double
+    /// Optimiser steps and training tokens spent on it (sp: the whole run's).
+    public var steps: Int
+    public var tokens: Int
+    /// The pair's loss, mean over its first and over its last optimiser step's tokens.
+    public var lossFirst: Double
+    public var lossLast: Double
+}
+
+/// One point of the loss curve: the loss (averaged over pairs in sp) of the optimiser step
+/// that ended after `tokens` training tokens, for `pair` (mp) or all pairs (sp: nil).
+public struct LossPoint: Sendable, Codable, Equatable {
+    public init(pair: Int?, step: Int, tokens: Int, loss: Double) {
+        self.pair = pair
+        self.step = step
+        self.tokens = tokens
+        self.loss = loss
+    }
+
+    public var pair: Int?
+    public var step: Int
+    public var tokens: Int
+    public var loss: Double
+}

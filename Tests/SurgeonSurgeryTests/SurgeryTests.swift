@@ -120,3 +120,20 @@ final class PruningMethodRegistryTests: XCTestCase {
         XCTAssertFalse(record.choosesLike(come.record(LayerPruner.Options(), PruningSettings(targetLayers: 21))))
     }
 }
+
+final class DistillerScheduleTests: XCTestCase {
+    /// Seven pairs get the paper's seven LLaMA-2-7b rates; other counts interpolate them
+    /// log-linearly, first to last, scaled to the first rate asked for.
+    func testPairRatesRescaleThePapersSchedule() {
+        let seven = Distiller.pairRates(count: 7, first: 5e-4)
+        for (a, b) in zip(seven, Distiller.paperPairRates) { XCTAssertEqual(a, b, accuracy: 1e-12) }
+        let two = Distiller.pairRates(count: 2, first: 1e-3)
+        XCTAssertEqual(two[0], 1e-3, accuracy: 1e-15)
+        XCTAssertEqual(two[1], 1e-3 / 50, accuracy: 1e-15)
+        let four = Distiller.pairRates(count: 4, first: 5e-4)
+        XCTAssertEqual(four[1], 1e-4, accuracy: 1e-12)  // at the paper's third position
+        XCTAssertEqual(four[3], 1e-5, accuracy: 1e-12)
+        XCTAssertEqual(Distiller.pairRates(count: 1, first: 3e-4)[0], 3e-4, accuracy: 1e-15)
+        XCTAssertTrue(zip(four, four.dropFirst()).allSatisfy { $0 > $1 })
+    }
+}

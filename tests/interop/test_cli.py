@@ -3,7 +3,7 @@ import re
 
 from conftest import REPO, run
 
-SUBCOMMANDS = ["inspect", "convert", "tokenize", "ppl", "generate", "logits", "scores", "merge", "prune", "heal", "verify", "export", "eval"]
+SUBCOMMANDS = ["inspect", "convert", "tokenize", "ppl", "generate", "logits", "gradients", "scores", "merge", "prune", "heal", "distill", "verify", "export", "eval"]
 
 
 def test_man_page_lists_every_subcommand_and_option():
