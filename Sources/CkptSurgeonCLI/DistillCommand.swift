@@ -149,6 +149,9 @@ struct DistillCommand: ParsableCommand {
             state = try DistillationCheckpoint.read(resume, identity: identity, weightDecay: options.weightDecay) {
                 try DecoderLayerWeights.load(from: inputs.student, layer: $0)
             }
+            if let problem = distiller.problem(resuming: state, data: data) {
+                throw InputError("\(resume): not a usable distill checkpoint: \(problem)")
+            }
         }
         let checkpoints = checkpointDir ?? out.output + ".checkpoints"
         let log: (String) -> Void = { FileHandle.standardError.write(Data("distill: \($0)\n".utf8)) }

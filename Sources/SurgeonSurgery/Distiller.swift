@@ -90,6 +90,23 @@ public struct Distiller {
         options.mode == .sp ? [options.learningRate] : Self.pairRates(count: pairs.count, first: options.learningRate)
     }
 
+    /// Why `state` (read from a checkpoint) cannot be where a run over `data` stands, or nil.
+    public func problem(resuming state: State, data: DistillationData) -> String? {
+        let layers = Set(pairs.map(\.b)), steps = stepsPerPass(data)
+        let phases = options.mode == .sp ? 1 : pairs.count
+        guard state.phase < phases, state.step >= 1, state.step <= steps else {
+            return "position (pair \(state.phase), step \(state.step)) is outside this run's \(phases) × \(steps) steps"
+        }
+        guard Set(state.trained.keys).isSubset(of: layers), Set(state.optimizers.keys).isSubset(of: layers) else {
+            return "it trains layers that are not this student's pair layers"
+        }
+        let expected = options.mode == .sp ? pairs.count : 1
+        guard state.firstLosses.count == expected, state.finished.count == (options.mode == .sp ? 0 : state.phase) else {
+            return "its loss records do not fit its position"
+        }
+        return nil
+    }
+
     /// Optimiser steps of one pass over `data`.
     public func stepsPerPass(_ data: DistillationData) -> Int { (data.order.count + options.batch - 1) / options.batch }
 

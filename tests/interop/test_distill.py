@@ -222,6 +222,17 @@ def test_bad_distill_inputs_fail_with_one_line_and_write_nothing(tiny, tmp_path)
     data = bytearray(checkpoint.read_bytes())
     data[-5] ^= 0x40
     flipped.write_bytes(bytes(data))
+    # A header edited to a step the run never reaches (the tensor bytes, which the XXH3
+    # covers, untouched): refused by the position check.
+    raw = checkpoint.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    state = json.loads(header["__metadata__"]["ckpt_surgeon.distill"])
+    state["step"] = 999
+    header["__metadata__"]["ckpt_surgeon.distill"] = json.dumps(state)
+    edited_header = json.dumps(header).encode()
+    edited = tmp_path / "edited.safetensors"
+    edited.write_bytes(len(edited_header).to_bytes(8, "little") + edited_header + raw[8 + n:])
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(checkpoint.read_bytes()[:-100])
     other_teacher = tmp_path / "other-teacher"
@@ -237,6 +248,7 @@ def test_bad_distill_inputs_fail_with_one_line_and_write_nothing(tiny, tmp_path)
         ("more tokens than the text", [tiny / DEEP, good, "--text", text, "--seqlen", SEQLEN, "--tokens", 10 ** 6],
          "--epochs"),
         ("corrupt checkpoint", [tiny / DEEP, good, *base, "--batch", 1, "--resume", flipped], "corrupt"),
+        ("checkpoint at an impossible step", [tiny / DEEP, good, *base, "--batch", 1, "--resume", edited], "outside"),
         ("truncated checkpoint", [tiny / DEEP, good, *base, "--batch", 1, "--resume", truncated], "distill checkpoint"),
         ("checkpoint of another run", [tiny / DEEP, good, *base, "--batch", 2, "--resume", checkpoint], "another"),
         ("the test split as text", [tiny / DEEP, good, "--text", wiki_test, "--seqlen", SEQLEN], "test split"),
