@@ -75,6 +75,7 @@ public struct Distiller {
     public let pairs: [(a: Int, b: Int)]
     public let options: Options
     private let shape: LayerShape
+    private let rope: RotaryEmbedding
     private let workspace = LayerWorkspace(), backward = BackwardWorkspace()
 
     public init(teacher: Checkpoint, student: Checkpoint, pairs: [(a: Int, b: Int)], options: Options) {
@@ -83,6 +84,7 @@ public struct Distiller {
         self.pairs = pairs.sorted { $0.b < $1.b }
         self.options = options
         shape = LayerShape(student.config)
+        rope = RotaryEmbedding(checkpoint: student)
     }
 
     /// Peak rate of each pair: one shared rate (sp), or the decaying schedule (mp).
@@ -311,8 +313,6 @@ public struct Distiller {
     private func windows(step: Int, of data: DistillationData) -> [Int] {
         Array(data.order[(step * options.batch)..<min((step + 1) * options.batch, data.order.count)])
     }
-
-    private var rope: RotaryEmbedding { RotaryEmbedding(checkpoint: student) }
 
     /// A streaming executor whose chunks are single windows, so any window's states can be read alone.
     private func executor(_ checkpoint: Checkpoint) throws -> StreamingExecutor {
