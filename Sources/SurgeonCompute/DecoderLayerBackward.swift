@@ -155,29 +155,30 @@ extension DecoderLayer {
                              rows: Int, width: Int, shape s: LayerShape, offset: Float? = nil,
                              gradients: inout DecoderLayerWeights?) {
         let offset = offset ?? s.normOffset, eps = s.eps
-        w[field]!.withUnsafeBufferPointer { weight in
-            let weight = weight.baseAddress!
-            if gradients != nil {
-                gradients![field]!.withUnsafeMutableBufferPointer { dw in
-                    let dw = dw.baseAddress!
-                    for r in 0..<rows {
-                        let xr = x + r * width, dyr = dy + r * width
-                        let inv = 1 / (rowMeanSquare(xr, width) + eps).squareRoot()
-                        for i in 0..<width { dw[i] += dyr[i] * xr[i] * inv }
+        // One pass per row: dw (when the layer trains) and dx share its rms.
+        func rowsBackward(_ dw: UnsafeMutablePointer<Float>?) {
+            w[field]!.withUnsafeBufferPointer { weight in
+                let weight = weight.baseAddress!
+                for r in 0..<rows {
+                    let xr = x + r * width, dyr = dy + r * width, dxr = dx + r * width
+                    let inv = 1 / (rowMeanSquare(xr, width) + eps).squareRoot()
+                    var dot: Float = 0
+                    for i in 0..<width {
+                        dw?[i] += dyr[i] * xr[i] * inv
+                        dot += dyr[i] * (weight[i] + offset) * xr[i]
+                    }
+                    let correction = dot * inv * inv * inv / Float(width)
+                    for i in 0..<width {
+                        let d = dyr[i] * (weight[i] + offset) * inv - xr[i] * correction
+                        dxr[i] = accumulate ? dxr[i] + d : d
                     }
                 }
             }
-            for r in 0..<rows {
-                let xr = x + r * width, dyr = dy + r * width, dxr = dx + r * width
-                let inv = 1 / (rowMeanSquare(xr, width) + eps).squareRoot()
-                var dot: Float = 0
-                for i in 0..<width { dot += dyr[i] * (weight[i] + offset) * xr[i] }
-                let correction = dot * inv * inv * inv / Float(width)
-                for i in 0..<width {
-                    let d = dyr[i] * (weight[i] + offset) * inv - xr[i] * correction
-                    dxr[i] = accumulate ? dxr[i] + d : d
-                }
-            }
+        }
+        if gradients != nil {
+            gradients![field]!.withUnsafeMutableBufferPointer { rowsBackward($0.baseAddress!) }
+        } else {
+            rowsBackward(nil)
         }
     }
 
