@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "CPlatform"),
 
         .target(name: "SurgeonFormats", dependencies: ["CXXHash", "CPlatform"]),
-        .target(name: "SurgeonModel", dependencies: ["SurgeonFormats"]),
+        .target(name: "SurgeonModel", dependencies: ["SurgeonFormats", "CPlatform"]),
         .target(name: "SurgeonCompute", dependencies: ["SurgeonFormats", "SurgeonModel", "COpenBLAS", "CZstd"]),
         .target(name: "SurgeonSurgery", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonCompute"],
                 resources: [.copy("Resources/wiki.valid.raw"), .copy("Resources/LICENSE-wikitext.md"),

@@ -15,3 +15,5 @@ echo "test: swift test" >&2
 swift test --disable-swift-testing 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' 
 echo "test: interop suite" >&2
 "$CKPT_VENV/bin/python" -m pytest tests/interop -q -p no:cacheprovider "$@"
+echo "test: fuzz smoke (every parser under libFuzzer + ASan, 20 s each; bench/fuzz.sh 600 is the campaign)" >&2
+bash bench/fuzz.sh 20

@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <unistd.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include "cplatform.h"
 
 ssize_t cplatform_copy_file_range(int in_fd, int64_t *off_in, int out_fd, size_t len) {
@@ -7,4 +9,12 @@ ssize_t cplatform_copy_file_range(int in_fd, int64_t *off_in, int out_fd, size_t
     ssize_t n = copy_file_range(in_fd, &off, out_fd, NULL, len, 0);
     *off_in = (int64_t)off;
     return n;
+}
+
+int cplatform_rename_noreplace(const char *from, const char *to) {
+    return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+}
+
+int cplatform_open_tmpfile(const char *dir) {
+    return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 }

@@ -79,4 +79,11 @@ struct SurgeryOutputOptions: ParsableArguments {
     var force = false
 
     var format: OutputFormat { output.hasSuffix(".gguf") ? .gguf : .safetensors }
+
+    /// The output checks that need no computation, made before any: an existing output
+    /// without --force, and an output that is, holds or lies inside an input.
+    func checkBeforeWork(inputs: String...) throws {
+        try OutputFile.refuseExisting(output, replace: force)
+        for input in inputs { try Converter.refuseOverwritingInput(input, output: output) }
+    }
 }

@@ -119,7 +119,7 @@ struct DistillCommand: ParsableCommand {
         // Every window's states, gradients and a frozen layer's weights are MB-sized buffers.
         MallocPolicy.keepLargeBuffers()
         let inputs = try SurgeryInputs(teacher: teacher, student: student, command: "distill", output: out.output)
-        try OutputFile.refuseExisting(out.output, replace: out.force)
+        try out.checkBeforeWork()
         let pairs = inputs.manifest.distillationPairs.map { (a: $0.a, b: $0.b) }
         guard !pairs.isEmpty else {
             throw InputError("\(student): its manifest \(inputs.manifestPath) has no distillation pairs (no output layer "

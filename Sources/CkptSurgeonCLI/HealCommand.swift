@@ -54,6 +54,7 @@ struct HealCommand: ParsableCommand {
 
     func run() throws {
         let inputs = try SurgeryInputs(teacher: teacher, student: student, command: "heal", output: out.output)
+        try out.checkBeforeWork()
         let (teacherModel, studentModel, manifest, provenance) = (inputs.teacher, inputs.student, inputs.manifest, inputs.provenance)
         guard !Healer.plan(provenance: provenance, teacherLayers: manifest.source.layers, selection: layers).isEmpty else {
             throw InputError("\(student): no layer to refit with --layers \(layers.rawValue) (none stands for more than one "

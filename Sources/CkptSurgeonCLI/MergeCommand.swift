@@ -42,6 +42,7 @@ struct MergeCommand: ParsableCommand {
     func run() throws {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
+        try out.checkBeforeWork(inputs: checkpoint.path)
         let window = try parseWindow(layers, layerCount: checkpoint.config.numHiddenLayers, path: checkpoint.path)
         var options = try rule.pruneOptions(checkpoint.family, windowSize: window.count)
         options.memoryBudget = calibration.memoryBudgetBytes

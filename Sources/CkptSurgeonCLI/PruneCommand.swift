@@ -117,6 +117,7 @@ struct PruneCommand: ParsableCommand {
     func run() throws {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
+        try out.checkBeforeWork(inputs: checkpoint.path)
         let layers = checkpoint.config.numHiddenLayers
         guard targetLayers >= 1, targetLayers < layers else {
             throw InputError("\(checkpoint.path): --target-layers \(targetLayers) out of range (the model has \(layers) layers)")

@@ -69,6 +69,9 @@ public enum Converter {
         if a == b || a.hasPrefix(b + "/") {
             throw FormatError(.io, path: output, "refusing to overwrite the input \(input)")
         }
+        if b.hasPrefix(a + "/") {
+            throw FormatError(.io, path: output, "refusing to write inside the input folder \(input)")
+        }
     }
 
     public static func requireSpace(_ bytes: Int, at path: String) throws {

@@ -10,18 +10,18 @@ public final class OutputFolder {
     public let temporaryPath: String
     private let replace: Bool
     private var committed = false
+    private let claim: OutputClaim
 
     public init(path: String, replace: Bool) throws {
         let fm = FileManager.default
         self.path = path
         self.replace = replace
         try OutputFile.refuseExisting(path, replace: replace)
+        claim = try OutputClaim(path: path)
         temporaryPath = FilePath.directory(of: path) + "/.\(FilePath.name(of: path)).tmp-\(getpid())"
         try? fm.removeItem(atPath: temporaryPath)
-        do {
-            try fm.createDirectory(atPath: temporaryPath, withIntermediateDirectories: false)
-        } catch {
-            throw FormatError(.io, path: path, "cannot create output folder: \(error.localizedDescription)")
+        guard mkdir(temporaryPath, 0o755) == 0 else {
+            throw FormatError(.io, path: path, "cannot create output folder: \(String(cString: strerror(errno)))")
         }
     }
 
@@ -31,7 +31,7 @@ public final class OutputFolder {
 
     /// A new file inside the folder; call `commit()` on it when written.
     public func file(_ name: String) throws -> OutputFile {
-        try OutputFile(path: temporaryPath + "/" + name)
+        try OutputFile(path: temporaryPath + "/" + name, claimed: false, reportedAs: path + "/" + name)
     }
 
     public func write(_ name: String, _ data: Data) throws {
@@ -51,21 +51,26 @@ public final class OutputFolder {
     public func commit() throws {
         let fm = FileManager.default
         var old: String?
-        if fm.fileExists(atPath: path) {
+        if claim.outputExistedWhenClaimed || FilePath.exists(path) {
             guard replace else { throw FormatError(.io, path: path, "already exists (pass --force to replace it)") }
+            try claim.checkUnchanged()
             old = temporaryPath.replacingOccurrences(of: ".tmp-", with: ".old-")
             try? fm.removeItem(atPath: old!)
             guard rename(path, old!) == 0 else {
                 throw FormatError(.io, path: path, "cannot move the old output aside: \(String(cString: strerror(errno)))")
             }
         }
-        guard rename(temporaryPath, path) == 0 else {
-            throw FormatError(.io, path: path, "cannot rename into place: \(String(cString: strerror(errno)))")
+        do {
+            try claim.renameWithoutReplacing(temporaryPath)
+        } catch {
+            if let old { rename(old, path) }
+            throw error
         }
         committed = true
         if let old { try? fm.removeItem(atPath: old) }
         let dfd = open(FilePath.directory(of: path), O_RDONLY | O_DIRECTORY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
+        claim.release()
     }
 }
 

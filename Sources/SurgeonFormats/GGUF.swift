@@ -56,6 +56,7 @@ public struct GGUFFile: Sendable {
         let dataStart = aligned / alignment * alignment
         let alignment = alignment
         tensors = try infos.map { try Self.locate($0, dataStart: dataStart, alignment: alignment, file: file) }
+        try Self.checkNoOverlap(tensors, path: path)
         self.dataStart = dataStart
     }
 
@@ -65,7 +66,7 @@ public struct GGUFFile: Sendable {
         var metadata: [(key: String, value: GGUFValue)] = []
         var seen = Set<String>()
         for index in 0..<count {
-            let key = try cursor.readString("metadata key \(index)")
+            let key = try cursor.readString("metadata key \(index)", isName: true)
             guard seen.insert(key).inserted else {
                 throw FormatError(.invalidHeader, path: cursor.path, "duplicate metadata key '\(key)'")
             }
@@ -133,7 +134,7 @@ public struct GGUFFile: Sendable {
         var infos: [RawTensorInfo] = []
         var seen = Set<String>()
         for index in 0..<count {
-            let name = try c.readString("the name of tensor \(index)")
+            let name = try c.readString("the name of tensor \(index)", isName: true)
             func bad(_ problem: String) -> FormatError {
                 FormatError(.invalidHeader, path: c.path, "tensor '\(name)': \(problem)")
             }
@@ -152,6 +153,14 @@ public struct GGUFFile: Sendable {
             infos.append(RawTensorInfo(name: name, dtype: dtype, shape: intDims.reversed(), offset: intOffset))
         }
         return infos
+    }
+
+    /// Two tensors sharing bytes would silently alias (llama.cpp refuses such files too).
+    private static func checkNoOverlap(_ tensors: [TensorInfo], path: String) throws {
+        let sorted = tensors.filter { !$0.dataRange.isEmpty }.sorted { $0.dataRange.lowerBound < $1.dataRange.lowerBound }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where b.dataRange.lowerBound < a.dataRange.upperBound {
+            throw FormatError(.invalidHeader, path: path, "tensors '\(a.name)' and '\(b.name)' overlap")
+        }
     }
 
     private static func locate(_ info: RawTensorInfo, dataStart: Int, alignment: Int, file: MappedFile) throws -> TensorInfo {

@@ -84,7 +84,10 @@ struct ByteCursor {
         return T(littleEndian: v)
     }
 
-    mutating func readString(_ what: @autoclosure () -> String) throws -> String {
+    /// A length-prefixed string. Names (keys, tensor names) must be valid UTF-8 without
+    /// control characters: a name that does not read back as itself cannot be written back
+    /// or looked up. Values are decoded leniently, as gguf-py and llama.cpp take their bytes.
+    mutating func readString(_ what: @autoclosure () -> String, isName: Bool = false) throws -> String {
         let at = offset
         let length = try read(UInt64.self, what())
         guard length <= UInt64(remaining) else {
@@ -92,8 +95,15 @@ struct ByteCursor {
                               "truncated: string of length \(length) at byte \(at) (\(what())) runs past the end of the file")
         }
         let n = Int(length)
-        let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)]), as: UTF8.self)
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
         offset += n
+        guard isName else { return String(decoding: raw, as: UTF8.self) }
+        guard let s = String(validating: raw, as: UTF8.self) else {
+            throw FormatError(.invalidHeader, path: path, "\(what()) at byte \(at) is not valid UTF-8")
+        }
+        guard !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            throw FormatError(.invalidHeader, path: path, "\(what()) at byte \(at) contains control characters")
+        }
         return s
     }
 }

@@ -15,13 +15,19 @@ public final class OutputFile {
     public private(set) var bytesWritten = 0
     private var fd: Int32
     private var committed = false
+    private let claim: OutputClaim?
+    /// The path errors name: the file's place in the finished output.
+    private let reportedPath: String
 
-    public init(path: String) throws {
+    /// `claimed: false` for files inside an output folder's temporary folder, which the
+    /// folder's claim covers; `reportedAs` is where such a file will end up.
+    public init(path: String, claimed: Bool = true, reportedAs: String? = nil) throws {
         self.path = path
-        let base = path.split(separator: "/").last.map(String.init) ?? path
-        temporaryPath = directoryOf(path) + "/.\(base).tmp-\(getpid())"
+        reportedPath = reportedAs ?? path
+        claim = claimed ? try OutputClaim(path: path) : nil
+        temporaryPath = OutputClaim.sibling(of: path, suffix: "tmp-\(getpid())")
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FormatError(.io, path: path, "cannot create: \(errnoText())") }
+        guard fd >= 0 else { throw FormatError(.io, path: reportedPath, "cannot create: \(errnoText())") }
     }
 
     deinit { if !committed { abandon() } }
@@ -39,7 +45,7 @@ public final class OutputFile {
         while left > 0 {
             let n = Glibc.write(fd, p, min(left, 1 << 30))
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw FormatError(.io, path: path, "write failed: \(errnoText())") }
+            guard n > 0 else { throw FormatError(.io, path: reportedPath, "write failed: \(errnoText())") }
             p += n
             left -= n
             bytesWritten += n
@@ -67,7 +73,7 @@ public final class OutputFile {
             if n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) { break }
             guard n > 0 else {
                 if n == 0 { break }
-                throw FormatError(.io, path: path, "write failed: \(errnoText())")
+                throw FormatError(.io, path: reportedPath, "write failed: \(errnoText())")
             }
             left -= n
             bytesWritten += n
@@ -81,14 +87,17 @@ public final class OutputFile {
 
     /// Flushes to disk, renames into place, and flushes the folder entry.
     public func commit() throws {
-        guard fsync(fd) == 0 else { throw FormatError(.io, path: path, "fsync failed: \(errnoText())") }
+        guard fsync(fd) == 0 else { throw FormatError(.io, path: reportedPath, "fsync failed: \(errnoText())") }
         close(fd)
         fd = -1
-        guard rename(temporaryPath, path) == 0 else {
-            throw FormatError(.io, path: path, "cannot rename into place: \(errnoText())")
+        if let claim {
+            try claim.moveIntoPlace(temporaryPath)
+        } else if rename(temporaryPath, path) != 0 {
+            throw FormatError(.io, path: reportedPath, "cannot rename into place: \(errnoText())")
         }
         committed = true
         syncDirectory(directoryOf(path))
+        claim?.release()
     }
 
     /// Closes and removes the temporary file.

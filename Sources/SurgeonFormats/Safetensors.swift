@@ -53,7 +53,7 @@ public struct SafetensorsFile: Sendable {
             }
             tensors.append(try Self.parseTensor(name, entry, dataStart: dataStart, dataSize: dataSize, file: file))
         }
-        try Self.checkNoOverlap(tensors, path: path)
+        try Self.checkContiguous(tensors, dataStart: dataStart, fileSize: file.count, path: path)
         self.tensors = tensors
         self.metadata = metadata
     }
@@ -78,10 +78,16 @@ public struct SafetensorsFile: Sendable {
         func bad(_ problem: String) -> FormatError {
             FormatError(.invalidHeader, path: path, "tensor '\(name)': \(problem)")
         }
-        guard entry.object != nil else { throw bad("entry is not an object") }
-        guard let dtypeName = entry["dtype"]?.string else { throw bad("missing dtype") }
+        guard entry.object != nil else { throw bad("entry is \(entry.kindDescription), not an object") }
+        func field(_ key: String) throws -> JSONValue {
+            guard let value = entry[key] else { throw bad("missing \(key)") }
+            return value
+        }
+        let dtypeValue = try field("dtype")
+        guard let dtypeName = dtypeValue.string else { throw bad("dtype must be a string, found \(dtypeValue.kindDescription)") }
         guard let dtype = DType(safetensorsName: dtypeName) else { throw bad("unknown dtype \"\(dtypeName)\"") }
-        guard let shapeValues = entry["shape"]?.array else { throw bad("missing shape") }
+        let shapeValue = try field("shape")
+        guard let shapeValues = shapeValue.array else { throw bad("shape must be a list, found \(shapeValue.kindDescription)") }
         var shape: [Int] = []
         for dim in shapeValues {
             switch dim.integer {
@@ -90,8 +96,9 @@ public struct SafetensorsFile: Sendable {
             default: throw bad("invalid shape (dimensions must be non-negative integers)")
             }
         }
-        guard let offsets = entry["data_offsets"]?.array, offsets.count == 2 else {
-            throw bad("missing or malformed data_offsets")
+        let offsetsValue = try field("data_offsets")
+        guard let offsets = offsetsValue.array, offsets.count == 2 else {
+            throw bad("data_offsets must be a list of two integers, found \(offsetsValue.kindDescription)")
         }
         guard case .value(let begin) = offsets[0].integer, case .value(let end) = offsets[1].integer else {
             throw bad("data_offsets are not integers")
@@ -109,10 +116,25 @@ public struct SafetensorsFile: Sendable {
                           dataRange: (dataStart + begin)..<(dataStart + end), file: file)
     }
 
-    private static func checkNoOverlap(_ tensors: [TensorInfo], path: String) throws {
-        let sorted = tensors.filter { !$0.dataRange.isEmpty }.sorted { $0.dataRange.lowerBound < $1.dataRange.lowerBound }
-        for (a, b) in zip(sorted, sorted.dropFirst()) where b.dataRange.lowerBound < a.dataRange.upperBound {
-            throw FormatError(.invalidHeader, path: path, "tensors '\(a.name)' and '\(b.name)' overlap")
+    /// The data section is the tensors back to back, as the format requires: no byte is
+    /// shared by two tensors, none lies between them, none follows the last.
+    private static func checkContiguous(_ tensors: [TensorInfo], dataStart: Int, fileSize: Int, path: String) throws {
+        let sorted = tensors.sorted { ($0.dataRange.lowerBound, $0.dataRange.upperBound) < ($1.dataRange.lowerBound, $1.dataRange.upperBound) }
+        var end = dataStart
+        var previous: TensorInfo?
+        for t in sorted {
+            if t.dataRange.lowerBound < end, let previous {
+                throw FormatError(.invalidHeader, path: path, "tensors '\(previous.name)' and '\(t.name)' overlap")
+            }
+            if t.dataRange.lowerBound > end {
+                throw FormatError(.invalidHeader, path: path,
+                                  "\(t.dataRange.lowerBound - end) unused bytes before tensor '\(t.name)' (data must be contiguous)")
+            }
+            end = t.dataRange.upperBound
+            previous = t
+        }
+        guard end == fileSize else {
+            throw FormatError(.invalidHeader, path: path, "\(fileSize - end) bytes after the last tensor's data (data must end the file)")
         }
     }
 }

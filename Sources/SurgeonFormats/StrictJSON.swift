@@ -39,6 +39,18 @@ public indirect enum JSONValue: Equatable, Sendable {
         return .overflow
     }
 
+    /// What kind of value this is, for error messages ("found a number").
+    public var kindDescription: String {
+        switch self {
+        case .object: "an object"
+        case .array: "a list"
+        case .string: "a string"
+        case .number(let text): "the number \(text)"
+        case .bool(let b): "\(b)"
+        case .null: "null"
+        }
+    }
+
     public subscript(key: String) -> JSONValue? {
         object?.first(where: { $0.key == key })?.value
     }

@@ -46,11 +46,8 @@ public struct Checkpoint: Sendable {
     /// Opens an HF folder, a `.safetensors` file (config.json beside it, or `configPath`),
     /// or a `.gguf` file.
     public static func open(_ path: String, configPath: String? = nil) throws -> Checkpoint {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw FormatError(.io, path: path, "no such file or folder")
-        }
-        if isDirectory.boolValue {
+        if let problem = FilePath.lookupProblem(path) { throw FormatError(.io, path: path, problem) }
+        if FilePath.isDirectory(path) {
             return try openFolder(path, configPath: configPath)
         }
         guard FilePath.isRegularFile(path) else { throw FormatError(.io, path: path, "not a regular file") }
@@ -100,9 +97,10 @@ public struct Checkpoint: Sendable {
 
     private static func fromSafetensors(path: String, format: Format, config: LoadedConfig, tensors: [TensorInfo],
                                         metadata: [(key: String, value: String)], folder: String?) throws -> Checkpoint {
-        Checkpoint(path: path, format: format, config: config.config, family: config.family, configJSON: config.json,
-                          tensors: unfused(tensors.map { CheckpointTensor(name: $0.name, stored: $0) },
-                                           config: config.config, family: config.family),
+        let viewed = tensors.map { CheckpointTensor(name: $0.name, stored: $0) }
+        try checkLayerCount(config.config, tensors: viewed, path: path, key: "num_hidden_layers")
+        return Checkpoint(path: path, format: format, config: config.config, family: config.family, configJSON: config.json,
+                          tensors: unfused(viewed, config: config.config, family: config.family),
                           unmappedTensors: [], gguf: nil, folder: folder, safetensorsMetadata: metadata)
     }
 
@@ -114,37 +112,33 @@ public struct Checkpoint: Sendable {
 
     /// Reads and decodes `config.json`, refusing families we do not support.
     public static func loadConfig(_ path: String) throws -> LoadedConfig {
-        if FilePath.exists(path) && !FilePath.isRegularFile(path) {
-            throw FormatError(.io, path: path, "not a regular file")
+        if let problem = FilePath.lookupProblem(path) {
+            throw FormatError(.io, path: path, problem == "no such file or folder" ? "config.json not found" : problem)
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let exists = FileManager.default.fileExists(atPath: path)
-            throw FormatError(.io, path: path, exists ? "cannot read config.json" : "config.json not found")
-        }
+        guard FilePath.isRegularFile(path) else { throw FormatError(.io, path: path, "not a regular file") }
+        guard let data = FilePath.contents(path) else { throw FormatError(.io, path: path, "cannot read config.json") }
         let config: ModelConfig
         do {
             config = try JSONDecoder().decode(ModelConfig.self, from: data)
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw FormatError(.invalidHeader, path: path, "invalid config.json: missing \"\(key.stringValue)\"")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw FormatError(.invalidHeader, path: path,
-                              "invalid config.json: wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
-        } catch {
-            throw FormatError(.invalidHeader, path: path, "invalid config.json: not valid JSON")
+        } catch let error as DecodingError {
+            throw FormatError(.invalidHeader, path: path, "invalid config.json: \(ConfigDecodingProblem(error, json: data))")
         }
         guard let family = config.family else {
             let supported = ModelFamily.allCases.map(\.rawValue).joined(separator: ", ")
             throw FormatError(.unsupported, path: path, "unsupported model_type \"\(config.modelType)\" (supported: \(supported))")
         }
-        try checkHeads(config, path: path)
+        try config.checkSizes(path: path)
         return LoadedConfig(config: config, family: family, json: data)
     }
 
-    static func checkHeads(_ c: ModelConfig, path: String) throws {
-        guard c.numAttentionHeads > 0, c.numKeyValueHeads > 0, c.numAttentionHeads % c.numKeyValueHeads == 0,
-              c.headDim > 0, c.hiddenSize > 0, c.numHiddenLayers >= 0 else {
-            throw FormatError(.invalidHeader, path: path,
-                              "inconsistent attention shape: \(c.numAttentionHeads) heads, \(c.numKeyValueHeads) KV heads, head_dim \(c.headDim)")
+    /// A config must not claim more decoder layers than its tensors hold: everything built
+    /// per layer (the expected-tensor table first) is sized by this count.
+    static func checkLayerCount(_ c: ModelConfig, tensors: [CheckpointTensor], path: String, key: String) throws {
+        let layers = Set(tensors.compactMap { TensorLayout.layerIndex(of: $0.name) })
+        let present = (layers.max() ?? -1) + 1
+        guard c.numHiddenLayers <= present else {
+            let held = present == 0 ? "no decoder layers" : "layers 0–\(present - 1) only"
+            throw FormatError(.inconsistent, path: path, "\(key) is \(c.numHiddenLayers) but the tensors hold \(held)")
         }
     }
 
@@ -159,9 +153,11 @@ public struct Checkpoint: Sendable {
                 continue
             }
             tensors.append(CheckpointTensor(name: name, stored: info,
-                                            storedRows: QKPermutation.rows(of: name, config: config, family: family, .ggufRowsForHF),
+                                            storedRows: QKPermutation.rows(of: name, config: config, family: family, .ggufRowsForHF,
+                                                                               storedRows: info.shape.first),
                                             addend: -CheckpointTensor.ggufAddend(name, family: family)))
         }
+        try checkLayerCount(config, tensors: tensors, path: path, key: "\(family.traits.ggufArchitecture).block_count")
         return Checkpoint(path: path, format: .gguf, config: config, family: family, configJSON: nil,
                           tensors: unfused(tensors, config: config, family: family), unmappedTensors: unmapped, gguf: gguf, folder: nil,
                           safetensorsMetadata: [])

@@ -67,7 +67,7 @@ public enum GGUFModelConfig {
                 withFamilyKeys.ropeScaling?.longFactor = long
             }
         }
-        try Checkpoint.checkHeads(withFamilyKeys, path: path)
+        try withFamilyKeys.checkSizes(path: path, keyPrefix: "\(arch).")
         return (withFamilyKeys, family)
     }
 

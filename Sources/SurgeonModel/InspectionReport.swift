@@ -96,7 +96,15 @@ public struct InspectionReport: Codable, Sendable {
                              vocabSize: t.tokens.count, merges: t.merges.count, specialTokens: specialTokens(t),
                              hasChatTemplate: t.chatTemplate != nil)
         }
-        guard let folder = c.folder, let t = try? TokenizerFiles.ggufTokenizer(folder: folder, vocabSize: c.config.vocabSize, configIds: c.config) else {
+        guard let folder = c.folder, FilePath.exists(folder + "/tokenizer.json") else { return nil }
+        // A tokenizer.json that is there but broken fails inspect as it fails every other
+        // command; one of a kind we do not convert is only not summarised. It is padded to
+        // the embedding rows the file holds, not to a size the config merely claims.
+        let rows = c.tensor("model.embed_tokens.weight")?.shape.first ?? 0
+        let t: GGUFTokenizer
+        do {
+            t = try TokenizerFiles.ggufTokenizer(folder: folder, vocabSize: rows, configIds: c.config)
+        } catch let error as FormatError where error.kind == .unsupported {
             return nil
         }
         return Tokenizer(kind: "byte-level BPE (tokenizer.json)", preTokenizer: t.pre,

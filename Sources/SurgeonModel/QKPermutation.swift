@@ -23,12 +23,16 @@ public enum QKPermutation {
     /// The permutation of tensor `name` in a family whose GGUFs permute q/k (SPEC §2):
     /// for each GGUF row its HF row (writing), or for each HF row its GGUF row (reading);
     /// nil for other tensors and families.
-    public static func rows(of name: String, config c: ModelConfig, family: ModelFamily, _ direction: Direction) -> [Int]? {
+    /// `storedRows`, when given, is the tensor's height: a tensor the config does not fit
+    /// is left unpermuted (the integrity check names it) rather than sized by the config.
+    public static func rows(of name: String, config c: ModelConfig, family: ModelFamily, _ direction: Direction,
+                            storedRows: Int? = nil) -> [Int]? {
         guard family.traits.ggufPermutesQK else { return nil }
         let heads: Int
         if name.hasSuffix("self_attn.q_proj.weight") { heads = c.numAttentionHeads }
         else if name.hasSuffix("self_attn.k_proj.weight") { heads = c.numKeyValueHeads }
         else { return nil }
+        if let storedRows, heads.multipliedReportingOverflow(by: c.headDim) != (storedRows, false) { return nil }
         switch direction {
         case .hfRowsForGGUF: return hfRowsForGGUF(heads: heads, headDim: c.headDim)
         case .ggufRowsForHF: return ggufRowsForHF(heads: heads, headDim: c.headDim)

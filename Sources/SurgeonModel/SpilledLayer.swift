@@ -1,5 +1,6 @@
 import Foundation
 import SurgeonFormats
+import CPlatform
 
 /// A decoder layer's f32 weights parked in an unlinked temporary file.
 ///
@@ -87,9 +88,13 @@ public enum TemporaryFile {
     /// Where they go: $TMPDIR, or /tmp.
     public static var directory: String { ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp" }
 
-    /// A new unlinked temporary file in `directory`, open for reading and writing.
+    /// A new unlinked temporary file in `directory`, open for reading and writing. It has
+    /// no name at any moment (O_TMPFILE) where the file system allows, so a killed run
+    /// leaves nothing in $TMPDIR; elsewhere it is unlinked right after it is made.
     public static func create() throws -> Int32 {
         let dir = directory
+        let unnamed = cplatform_open_tmpfile(dir)
+        if unnamed >= 0 { return unnamed }
         var template = Array("\(dir)/ckpt-surgeon-spill-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw FormatError(.io, path: dir, "cannot create a spill file: \(String(cString: strerror(errno)))") }

@@ -30,6 +30,19 @@ def run(*args, check=True, **kwargs):
     return proc
 
 
+def tree_digest(path):
+    """Names, sizes, mtimes and bytes of everything under a folder (or of one file)."""
+    import hashlib
+    h = hashlib.sha256()
+    items = sorted(path.rglob("*")) if path.is_dir() else [path]
+    for p in items:
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(path) if path.is_dir() else p.name}:{st.st_mtime_ns}:{st.st_size}".encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def run_json(*args):
     return json.loads(run(*args, "--json").stdout)
 

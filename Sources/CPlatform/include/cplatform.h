@@ -8,4 +8,12 @@
 /// Copies `len` bytes from `in_fd` at *off_in to `out_fd` at its current position.
 ssize_t cplatform_copy_file_range(int in_fd, int64_t *off_in, int out_fd, size_t len);
 
+/// rename(2) that fails with EEXIST instead of replacing `to` (renameat2 RENAME_NOREPLACE);
+/// where the file system cannot do that, EINVAL.
+int cplatform_rename_noreplace(const char *from, const char *to);
+
+/// An unnamed file in `dir` (O_TMPFILE): it never has a name, so no crash can leave it behind.
+/// -1 with errno set where the file system does not support it.
+int cplatform_open_tmpfile(const char *dir);
+
 #endif

@@ -60,18 +60,46 @@ public enum TokenizerFiles {
         return try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
     }
 
-    /// The GGUF tokenizer of an HF folder: vocabulary and merges from tokenizer.json,
-    /// special tokens and flags from tokenizer_config.json, ids falling back to config.json.
-    /// The vocabulary is padded to `vocabSize` (the embedding rows) when that is larger.
-    public static func ggufTokenizer(folder: String, vocabSize: Int, configIds: ModelConfig?) throws -> GGUFTokenizer {
+    /// Throws when the folder's tokenizer.json is there but is not a tokenizer (not JSON,
+    /// or no `model` object); whatever kind it is, it is otherwise taken as it is.
+    /// Token ids must lie below `embeddingRows` or the number of entries.
+    public static func checkTokenizerJSON(folder: String, embeddingRows: Int) throws {
         let path = folder + "/tokenizer.json"
+        guard FilePath.exists(path) else { return }
+        let (json, model) = try tokenizerObject(path)
+        var ids = ((model["vocab"] as? [String: Any]) ?? [:]).values.compactMap { $0 as? Int }
+        ids += (json["added_tokens"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? Int }
+        try checkIds(ids, entries: Set(ids).count, embeddingRows: embeddingRows, path: path)
+    }
+
+    /// The token table is sized by the largest id: one far past both the entries and the
+    /// embedding rows is a broken file, not a reason to allocate gigabytes.
+    private static func checkIds(_ ids: some Sequence<Int>, entries: Int, embeddingRows: Int, path: String) throws {
+        let limit = max(embeddingRows, entries)
+        if let bad = ids.first(where: { $0 < 0 || $0 >= limit }) {
+            throw FormatError(.invalidHeader, path: path,
+                              "invalid tokenizer.json: token id \(bad) is outside 0..<\(limit) (\(entries) tokens, \(embeddingRows) embedding rows)")
+        }
+    }
+
+    private static func tokenizerObject(_ path: String) throws -> (json: [String: Any], model: [String: Any]) {
         guard let data = FilePath.contents(path) else {
-            throw FormatError(.io, path: path, "tokenizer.json not found")
+            throw FormatError(.io, path: path, FilePath.isRegularFile(path) ? "cannot read tokenizer.json" : "not a regular file")
         }
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let model = json["model"] as? [String: Any] else {
             throw FormatError(.invalidHeader, path: path, "invalid tokenizer.json: not a JSON object with a model")
         }
+        return (json, model)
+    }
+
+    /// The GGUF tokenizer of an HF folder: vocabulary and merges from tokenizer.json,
+    /// special tokens and flags from tokenizer_config.json, ids falling back to config.json.
+    /// The vocabulary is padded to `vocabSize` (the embedding rows) when that is larger.
+    public static func ggufTokenizer(folder: String, vocabSize: Int, configIds: ModelConfig?) throws -> GGUFTokenizer {
+        let path = folder + "/tokenizer.json"
+        guard FilePath.exists(path) else { throw FormatError(.io, path: path, "tokenizer.json not found") }
+        let (json, model) = try tokenizerObject(path)
         guard model["type"] as? String == "BPE", let vocab = model["vocab"] as? [String: Int] else {
             throw FormatError(.unsupported, path: path, "only byte-level BPE tokenizers are converted to GGUF")
         }
@@ -86,6 +114,7 @@ public enum TokenizerFiles {
             byId[id] = content
             types[id] = (entry["special"] as? Bool ?? false) ? .control : .userDefined
         }
+        try checkIds(byId.keys, entries: byId.count, embeddingRows: vocabSize, path: path)
         let count = max(vocabSize, (byId.keys.max() ?? -1) + 1)
         var tokens: [String] = []
         var tokenTypes: [GGUFTokenizer.TokenType] = []

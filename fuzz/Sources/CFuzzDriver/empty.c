@@ -1,0 +1,1 @@
+/* LLVMFuzzerRunDriver is defined by libFuzzer (linked by -sanitize=fuzzer). */
