@@ -51,8 +51,8 @@ if [ -x "$CLI" ]; then  # real manifests: a merge, a prune with CoMe steps, a he
 fi
 
 status=0
-echo "| target | seconds | executions | exec/s | coverage (edges) | features | corpus | crashes/leaks/timeouts |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| target | seconds | executions | exec/s | coverage (edges) | features | corpus | slowest input (s) | peak RSS (MB) | crashes/leaks/timeouts |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for t in "${TARGETS[@]}"; do
     corpus=$SCRATCH/corpus/$t artifacts=$SCRATCH/artifacts/$t log=$SCRATCH/fuzz-$t.log
     rm -rf "$artifacts"
@@ -68,8 +68,10 @@ for t in "${TARGETS[@]}"; do
     rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || echo 0)
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
     ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+    slowest=$(grep -o 'stat::slowest_unit_time_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || echo "?")
+    rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || echo "?")
     found=$(find "$artifacts" -type f | wc -l)
-    echo "| $t | $SECONDS_EACH | $execs | $rate | $cov | $ft | $(ls "$corpus" | wc -l) | $found |"
+    echo "| $t | $SECONDS_EACH | $execs | $rate | $cov | $ft | $(ls "$corpus" | wc -l) | $slowest | $rss | $found |"
     if [ "$code" -ne 0 ] || [ "$found" -ne 0 ]; then
         status=1
         echo "fuzz: $t failed (exit $code); its log: $log; inputs: $artifacts" >&2
