@@ -18,7 +18,7 @@ public final class OutputFolder {
         self.replace = replace
         try OutputFile.refuseExisting(path, replace: replace)
         claim = try OutputClaim(path: path)
-        temporaryPath = FilePath.directory(of: path) + "/.\(FilePath.name(of: path)).tmp-\(getpid())"
+        temporaryPath = OutputClaim.sibling(of: path, suffix: "tmp-\(getpid())")
         try? fm.removeItem(atPath: temporaryPath)
         guard mkdir(temporaryPath, 0o755) == 0 else {
             throw FormatError(.io, path: path, "cannot create output folder: \(String(cString: strerror(errno)))")
@@ -54,7 +54,7 @@ public final class OutputFolder {
         if claim.outputExistedWhenClaimed || FilePath.exists(path) {
             guard replace else { throw FormatError(.io, path: path, "already exists (pass --force to replace it)") }
             try claim.checkUnchanged()
-            old = temporaryPath.replacingOccurrences(of: ".tmp-", with: ".old-")
+            old = OutputClaim.sibling(of: path, suffix: "old-\(getpid())")
             try? fm.removeItem(atPath: old!)
             guard rename(path, old!) == 0 else {
                 throw FormatError(.io, path: path, "cannot move the old output aside: \(String(cString: strerror(errno)))")

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CPlatform
+import Foundation
 
 /// The right to write one output path, held from the start of a run to its commit.
 ///
@@ -74,8 +75,9 @@ public final class OutputClaim {
         fd = -1
     }
 
-    /// `.NAME.SUFFIX` in the output's folder.
-    static func sibling(of path: String, suffix: String) -> String {
+    /// `.NAME.SUFFIX` in the output's folder: the lock, and the temporaries a run writes
+    /// (`tmp-PID`) or moves an old output to (`old-PID`).
+    public static func sibling(of path: String, suffix: String) -> String {
         FilePath.directory(of: path) + "/.\(FilePath.name(of: path)).\(suffix)"
     }
 
@@ -111,7 +113,7 @@ public final class OutputClaim {
         var buffer = [UInt8](repeating: 0, count: 16)
         let n = pread(fd, &buffer, buffer.count, 0)
         guard n > 0 else { return nil }
-        return Int32(String(decoding: buffer[0..<n], as: UTF8.self).trimmingSpaces)
+        return Int32(String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     private static func writePID(_ fd: Int32) {
@@ -125,16 +127,12 @@ public final class OutputClaim {
     private static func removeLeftoversOfDeadRuns(for path: String) {
         let folder = FilePath.directory(of: path)
         let prefixes = ["tmp-", "old-"].map { ".\(FilePath.name(of: path)).\($0)" }
-        guard let dir = opendir(folder) else { return }
-        var stale: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] {
             guard let prefix = prefixes.first(where: name.hasPrefix), let pid = Int32(name.dropFirst(prefix.count)),
                   pid != getpid(), !isAlive(pid) else { continue }
-            stale.append(folder + "/" + name)
+            try? fm.removeItem(atPath: folder + "/" + name)
         }
-        closedir(dir)
-        for p in stale { removeTree(p) }
     }
 
     private static func isAlive(_ pid: Int32) -> Bool {
@@ -152,30 +150,5 @@ struct FileIdentity: Equatable {
         guard lstat(path, &st) == 0 else { return nil }
         device = UInt64(st.st_dev)
         inode = UInt64(st.st_ino)
-    }
-}
-
-/// Removes a file or a folder with everything in it (our own temporaries only: no
-/// symlink is followed).
-func removeTree(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR, let dir = opendir(path) {
-        var children: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name != "." && name != ".." { children.append(path + "/" + name) }
-        }
-        closedir(dir)
-        children.forEach(removeTree)
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        String(drop(while: { $0.isWhitespace }).reversed().drop(while: { $0.isWhitespace }).reversed())
     }
 }

@@ -26,12 +26,12 @@ public enum FilePath {
     }
 
     /// Why `path` cannot be looked at, in words (a symlink loop is not a missing file);
-    /// nil when it can.
-    public static func lookupProblem(_ path: String) -> String? {
+    /// nil when it can. `missing` is what to say when it does not exist.
+    public static func lookupProblem(_ path: String, missing: String = "no such file or folder") -> String? {
         var st = stat()
         guard stat(path, &st) != 0 else { return nil }
         switch errno {
-        case ENOENT: return "no such file or folder"
+        case ENOENT: return missing
         case ELOOP: return "too many levels of symbolic links (a symlink loop?)"
         case EACCES: return "permission denied"
         case ENOTDIR: return "a component of the path is not a folder"

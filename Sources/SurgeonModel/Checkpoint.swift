@@ -34,6 +34,10 @@ public struct Checkpoint: Sendable {
 
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }
 
+    /// The rows of the token embedding as stored (0 without one): what a tokenizer's ids
+    /// are bounded by, whatever the config claims.
+    public var embeddingRows: Int { tensor("model.embed_tokens.weight")?.shape.first ?? 0 }
+
     /// Tensors in the order transformers and llama.cpp write them: embeddings, layer by
     /// layer, final norm, head; then anything else the input held, in file order.
     public var orderedTensors: [CheckpointTensor] {
@@ -112,8 +116,8 @@ public struct Checkpoint: Sendable {
 
     /// Reads and decodes `config.json`, refusing families we do not support.
     public static func loadConfig(_ path: String) throws -> LoadedConfig {
-        if let problem = FilePath.lookupProblem(path) {
-            throw FormatError(.io, path: path, problem == "no such file or folder" ? "config.json not found" : problem)
+        if let problem = FilePath.lookupProblem(path, missing: "config.json not found") {
+            throw FormatError(.io, path: path, problem)
         }
         guard FilePath.isRegularFile(path) else { throw FormatError(.io, path: path, "not a regular file") }
         guard let data = FilePath.contents(path) else { throw FormatError(.io, path: path, "cannot read config.json") }

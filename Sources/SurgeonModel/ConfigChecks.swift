@@ -49,16 +49,6 @@ struct ConfigDecodingProblem: CustomStringConvertible {
         "head_dim", "max_position_embeddings", "vocab_size", "sliding_window", "original_max_position_embeddings",
     ]
 
-    init(_ error: DecodingError, json: Data) {
-        if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
-            self.init(text: Self.syntaxOrNumberProblem(json))
-        } else {
-            self.init(error)
-        }
-    }
-
-    private init(text: String) { description = text }
-
     /// The JSON's own syntax error with its byte offset, or the integer key that holds
     /// something else.
     private static func syntaxOrNumberProblem(_ json: Data) -> String {
@@ -82,7 +72,7 @@ struct ConfigDecodingProblem: CustomStringConvertible {
         }
     }
 
-    init(_ error: DecodingError) {
+    init(_ error: DecodingError, json: Data) {
         func at(_ path: [CodingKey]) -> String {
             path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
                 .replacingOccurrences(of: ".[", with: "[")
@@ -98,8 +88,7 @@ struct ConfigDecodingProblem: CustomStringConvertible {
         case .valueNotFound(let type, let context):
             description = "\(at(context.codingPath)) must be \(Self.expected(type)), found null"
         case .dataCorrupted(let context) where context.codingPath.isEmpty:
-            let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            description = "not valid JSON" + (detail.map { " (\($0))" } ?? "")
+            description = Self.syntaxOrNumberProblem(json)
         case .dataCorrupted(let context):
             // Foundation says "Parsed JSON number <2.5> does not fit in Int."
             let number = context.debugDescription.firstMatch(of: /<(.*)>/).map { String($0.1) }

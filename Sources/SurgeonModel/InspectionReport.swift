@@ -100,10 +100,9 @@ public struct InspectionReport: Codable, Sendable {
         // A tokenizer.json that is there but broken fails inspect as it fails every other
         // command; one of a kind we do not convert is only not summarised. It is padded to
         // the embedding rows the file holds, not to a size the config merely claims.
-        let rows = c.tensor("model.embed_tokens.weight")?.shape.first ?? 0
         let t: GGUFTokenizer
         do {
-            t = try TokenizerFiles.ggufTokenizer(folder: folder, vocabSize: rows, configIds: c.config)
+            t = try TokenizerFiles.ggufTokenizer(folder: folder, vocabSize: c.embeddingRows, configIds: c.config)
         } catch let error as FormatError where error.kind == .unsupported {
             return nil
         }

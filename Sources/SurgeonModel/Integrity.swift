@@ -30,9 +30,7 @@ extension Checkpoint {
     /// Throws the first integrity problem, naming the checkpoint (or its tokenizer.json,
     /// which a command may only need at its end: a broken one fails before any work).
     public func validate() throws {
-        if let folder {
-            try TokenizerFiles.checkTokenizerJSON(folder: folder, embeddingRows: tensor("model.embed_tokens.weight")?.shape.first ?? 0)
-        }
+        if let folder { try TokenizerFiles.checkTokenizerJSON(folder: folder, embeddingRows: embeddingRows) }
         let problems = integrityProblems()
         guard let first = problems.first else { return }
         let more = problems.count > 1 ? " (and \(problems.count - 1) more problems)" : ""
