@@ -30,7 +30,7 @@ let package = Package(
 
         .target(name: "SurgeonFormats", dependencies: ["CXXHash", "CPlatform"]),
         .target(name: "SurgeonModel", dependencies: ["SurgeonFormats", "CPlatform"]),
-        .target(name: "SurgeonCompute", dependencies: ["SurgeonFormats", "SurgeonModel", "COpenBLAS", "CZstd"]),
+        .target(name: "SurgeonCompute", dependencies: ["SurgeonFormats", "SurgeonModel", "COpenBLAS", "CZstd", "CPlatform"]),
         .target(name: "SurgeonSurgery", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonCompute"],
                 resources: [.copy("Resources/wiki.valid.raw"), .copy("Resources/LICENSE-wikitext.md"),
                             .copy("Resources/c4-calibration.txt"), .copy("Resources/LICENSE-c4.md")]),

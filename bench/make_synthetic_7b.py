@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""Writes a synthetic LLaMA-2-7B-shaped checkpoint (32 layers, hidden 4096, FFN 11008,
-32 heads, vocab 32000, random bf16 weights, sharded safetensors with an index, ~13.5 GB)
-and pre-tokenized calibration windows, for the low-memory merge benchmark.
+"""Writes a synthetic LLaMA-shaped checkpoint with random bf16 weights, as sharded
+safetensors with an index, and pre-tokenized calibration windows, for the scale benchmark
+(bench/scale7b.sh):
+
+    make_synthetic_7b.py OUT [llama2-7b|llama3-8b] [NSAMPLES SEQLEN]
+
+llama2-7b: 32 layers, hidden 4096, FFN 11008, 32 heads (MHA), vocab 32000, ~13.5 GB.
+llama3-8b: 32 layers, hidden 4096, FFN 14336, 32 heads over 8 KV heads (GQA), vocab
+128256, ~16 GB. Windows default to 8 × 512.
 
 bf16 values are the top halves of f32 normals (σ 0.02; norms near 1). numpy has no
 bfloat16, so the files are written with the safetensors layout directly.
@@ -13,8 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-H, F, L, V, HEADS = 4096, 11008, 32, 32000, 32
+SHAPES = {
+    # hidden, FFN, layers, vocab, heads, KV heads, RoPE theta, context
+    "llama2-7b": (4096, 11008, 32, 32000, 32, 32, 10000.0, 4096),
+    "llama3-8b": (4096, 14336, 32, 128256, 32, 8, 500000.0, 8192),
+}
 SHARD_BYTES = 2_000_000_000
+SHAPE = sys.argv[2] if len(sys.argv) > 2 else "llama2-7b"
+H, F, L, V, HEADS, KV_HEADS, THETA, CONTEXT = SHAPES[SHAPE]
+KV = H // HEADS * KV_HEADS
 
 
 def tensors():
@@ -22,8 +35,10 @@ def tensors():
     for l in range(L):
         p = f"model.layers.{l}."
         yield p + "input_layernorm.weight", (H,), None
-        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            yield p + f"self_attn.{name}.weight", (H, H), 0.02
+        yield p + "self_attn.q_proj.weight", (H, H), 0.02
+        yield p + "self_attn.k_proj.weight", (KV, H), 0.02
+        yield p + "self_attn.v_proj.weight", (KV, H), 0.02
+        yield p + "self_attn.o_proj.weight", (H, H), 0.02
         yield p + "post_attention_layernorm.weight", (H,), None
         yield p + "mlp.gate_proj.weight", (F, H), 0.02
         yield p + "mlp.up_proj.weight", (F, H), 0.02
@@ -72,10 +87,11 @@ def main():
     (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
     (out / "config.json").write_text(json.dumps({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": H, "intermediate_size": F,
-        "num_hidden_layers": L, "num_attention_heads": HEADS, "num_key_value_heads": HEADS, "rms_norm_eps": 1e-5,
-        "rope_theta": 10000.0, "max_position_embeddings": 4096, "vocab_size": V, "tie_word_embeddings": False,
+        "num_hidden_layers": L, "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS, "rms_norm_eps": 1e-5,
+        "rope_theta": THETA, "max_position_embeddings": CONTEXT, "vocab_size": V, "tie_word_embeddings": False,
         "torch_dtype": "bfloat16", "bos_token_id": 1, "eos_token_id": 2}, indent=2))
-    windows = rng.integers(3, V, size=(4, 256)).tolist()
+    nsamples, seqlen = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (8, 512)
+    windows = rng.integers(3, V, size=(nsamples, seqlen)).tolist()
     (out / "calibration-tokens.json").write_text(json.dumps(windows))
 
 

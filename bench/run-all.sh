@@ -3,15 +3,16 @@
 # machine it ran on and the command that produced it.
 #   bash bench/run-all.sh                  convert, runtime, surgery, heal, llama-cpp, eval
 #   bash bench/run-all.sh llama-cpp        only that section (the others are kept)
-#   SCALE=1 / COMPARE=1                    add the 7B-scale merge (~30 GB disk, ~5 min) /
-#                                          the method comparison (~1.5 h on 2 cores)
+#   SCALE=1 / COMPARE=1                    add the 7B/8B-scale prune + heal (~60 GB disk,
+#                                          ~1 h) / the method comparison (~1.5 h on 2 cores)
+#   BODY=FILE bash bench/run-all.sh NAME   write FILE (a finished run's output) as NAME's section
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$CKPT_REPO"
 bash scripts/setup.sh
 sections=("$@")
 if [ ${#sections[@]} = 0 ]; then
-    sections=(convert runtime surgery heal llama-cpp eval)
+    sections=(convert runtime speed surgery heal llama-cpp eval)
     [ -n "${SCALE:-}" ] && sections+=(scale7b)
     [ -n "${COMPARE:-}" ] && sections+=(compare)
 fi
@@ -19,7 +20,7 @@ out=bench/RESULTS.md
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(auto)}, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
 for name in "${sections[@]}"; do
     echo "run-all: $name" >&2
-    body="$(bash "bench/$name.sh")"
+    if [ -n "${BODY:-}" ]; then body="$(cat "$BODY")"; else body="$(bash "bench/$name.sh")"; fi
     python3 - "$out" "$name" "$machine" "$body" <<'PY'
 import datetime, re, sys
 path, name, machine, body = sys.argv[1:5]

@@ -115,7 +115,11 @@ struct DistillCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         // Every window's states, gradients and a frozen layer's weights are MB-sized buffers.
         MallocPolicy.keepLargeBuffers()
         let inputs = try SurgeryInputs(teacher: teacher, student: student, command: "distill", output: out.output)

@@ -89,7 +89,11 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         MallocPolicy.keepLargeBuffers()
         let selected = try selectedTasks()
         let source = try data.map { DataSource(folder: $0) } ?? DataSource.bundled()

@@ -29,7 +29,11 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print the prompt before the continuation.")
     var echo = false
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
         let tokenizer = try TokenizerLoader.load(for: checkpoint)

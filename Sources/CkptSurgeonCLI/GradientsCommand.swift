@@ -40,7 +40,11 @@ struct GradientsCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output .safetensors file.")
     var output: String
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
         let shape = LayerShape(checkpoint.config)

@@ -52,7 +52,11 @@ struct HealCommand: ParsableCommand {
     @OptionGroup var calibration: CalibrationOptions
     @OptionGroup var out: SurgeryOutputOptions
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         let inputs = try SurgeryInputs(teacher: teacher, student: student, command: "heal", output: out.output)
         try out.checkBeforeWork()
         let (teacherModel, studentModel, manifest, provenance) = (inputs.teacher, inputs.student, inputs.manifest, inputs.provenance)

@@ -36,7 +36,11 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Code path: streaming, whole or cached.")
     var path: CodePath = .streaming
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
         let tokens: [Int]

@@ -39,7 +39,11 @@ struct MergeCommand: ParsableCommand {
     @OptionGroup var calibration: CalibrationOptions
     @OptionGroup var out: SurgeryOutputOptions
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
         try out.checkBeforeWork(inputs: checkpoint.path)

@@ -58,7 +58,11 @@ struct PerplexityCommand: ParsableCommand {
         guard ByteSize.parse(memoryBudget) != nil else { throw ValidationError("--memory-budget '\(memoryBudget)' is not a size") }
     }
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
         let tokenizer = try TokenizerLoader.load(for: checkpoint)

@@ -114,7 +114,11 @@ struct PruneCommand: ParsableCommand {
     @OptionGroup var calibration: CalibrationOptions
     @OptionGroup var out: SurgeryOutputOptions
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
         try out.checkBeforeWork(inputs: checkpoint.path)
@@ -141,6 +145,9 @@ struct PruneCommand: ParsableCommand {
         }
         let record = method.record(options, settings)
         let calib = try calibration.load(for: checkpoint)
+        try TemporaryFile.checkFreeSpace(LayerPruner.temporaryBytesNeeded(
+            checkpoint.config, windows: calib.windows.count, length: calib.windows.first?.count ?? 0, targetLayers: targetLayers),
+            for: "this prune")
         let pruner = try LayerPruner(checkpoint: checkpoint, calibration: calib, options: options)
         settings.afterStep = { step in
             try save(pruner, step: step, checkpoint: checkpoint, calibration: calib, method: record)

@@ -37,7 +37,11 @@ struct ScoresCommand: ParsableCommand {
     @Flag(help: "Include per-channel sensitivities and KV-group scores in the JSON.")
     var sensitivities = false
 
-    func run() throws {
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws { try compute.run(execute) }
+
+    private func execute() throws {
         let checkpoint = try Checkpoint.open(model)
         try checkpoint.validate()
         guard mergeItem >= 2, mergeItem <= checkpoint.config.numHiddenLayers else {

@@ -129,6 +129,8 @@ public enum DecoderLayer {
                                x: UnsafeMutablePointer<Float>, lengths: [Int], past: KVCache? = nil, layer: Int = 0,
                                workspace ws: LayerWorkspace, observe: ((LayerActivations) -> Void)? = nil,
                                firstSequence: Int = 0, tape: LayerTape? = nil) {
+        let started = Profile.now()
+        defer { Profile.add(.forward, since: started) }
         let rows = lengths.reduce(0, +), longest = lengths.max() ?? 0, pastCount = past?.count ?? 0
         ws.reserve(rows: rows, shape: s, scoreCount: min(longest, causalBlock) * (pastCount + longest))
         let n = ws.normed.pointer, q = ws.q.pointer, k = ws.k.pointer, v = ws.v.pointer
@@ -172,9 +174,11 @@ public enum DecoderLayer {
                 (cached.values + pastCount * s.kvWidth).update(from: values, count: t * s.kvWidth)
                 (keys, values) = (UnsafePointer(cached.keys), UnsafePointer(cached.values))
             }
-            causalAttention(q: q + first * s.qWidth, keys: keys, values: values, out: attention + first * s.qWidth,
-                            queries: t, past: pastCount, shape: s, window: s.window(layer: w.sourceLayer ?? layer),
-                            scores: ws.scores.pointer)
+            Profile.measure(.attention) {
+                causalAttention(q: q + first * s.qWidth, keys: keys, values: values, out: attention + first * s.qWidth,
+                                queries: t, past: pastCount, shape: s, window: s.window(layer: w.sourceLayer ?? layer),
+                                scores: ws.scores.pointer)
+            }
             first += t
         }
         tape?.record(.attention, attention, count: rows * s.qWidth)
@@ -196,7 +200,10 @@ public enum DecoderLayer {
         addOutput(gate, w, .down, bias: .downBias, norm: .mlpOutputNorm, into: x, scratch: n,
                   rows: rows, out: s.hidden, in: s.intermediate, shape: s, tape: tape, slot: .mlpProjection)
 
-        observe?(LayerActivations(
+        guard let observe else { return }
+        let observed = Profile.now()
+        defer { Profile.add(.statistics, since: observed) }
+        observe(LayerActivations(
             firstSequence: firstSequence, sequenceLength: longest, rows: rows,
             input: UnsafeBufferPointer(start: ws.input.pointer, count: rows * s.hidden),
             attentionOutput: UnsafeBufferPointer(start: attention, count: rows * s.qWidth),
@@ -229,7 +236,10 @@ public enum DecoderLayer {
     /// out[rows × out] = x[rows × in] · Wᵀ (+ bias).
     static func project(_ x: UnsafePointer<Float>, _ w: DecoderLayerWeights, _ field: LayerField, bias: LayerField,
                         _ out: UnsafeMutablePointer<Float>, rows: Int, out n: Int, in k: Int) {
-        w[field]!.withUnsafeBufferPointer { BLAS.matmulTransposed(x, $0.baseAddress!, out, m: rows, n: n, k: k) }
+        Profile.measure(.projections) {
+            w[field]!.withUnsafeBufferPointer { BLAS.matmulTransposed(x, $0.baseAddress!, out, m: rows, n: n, k: k) }
+        }
+        Profile.count(projection: 2 * Double(rows * n * k))
         w[bias]?.withUnsafeBufferPointer { Kernels.addBias(out, $0.baseAddress!, rows: rows, n: n) }
     }
 
@@ -237,13 +247,18 @@ public enum DecoderLayer {
     /// sgemm (beta = 1) instead of a separate buffer and pass.
     static func projectAdding(_ x: UnsafePointer<Float>, _ w: DecoderLayerWeights, _ field: LayerField, bias: LayerField,
                               into residual: UnsafeMutablePointer<Float>, rows: Int, out n: Int, in k: Int) {
-        w[field]!.withUnsafeBufferPointer { BLAS.matmulTransposed(x, $0.baseAddress!, residual, m: rows, n: n, k: k, beta: 1) }
+        Profile.measure(.projections) {
+            w[field]!.withUnsafeBufferPointer { BLAS.matmulTransposed(x, $0.baseAddress!, residual, m: rows, n: n, k: k, beta: 1) }
+        }
+        Profile.count(projection: 2 * Double(rows * n * k))
         w[bias]?.withUnsafeBufferPointer { Kernels.addBias(residual, $0.baseAddress!, rows: rows, n: n) }
     }
 
-    /// Query rows per block of causal attention: a block only scores the keys up to its
-    /// last row, which skips most of the masked upper triangle.
+    /// Query rows per block of causal attention. A block scores the keys before it in one
+    /// sgemm and its own diagonal square in strips of `diagonalStrip` rows, each up to its
+    /// last row, so of the masked upper triangle only a band of half a strip is computed.
     public static let causalBlock = 128
+    static let diagonalStrip = 32
 
     /// Causal GQA attention for one sequence of `queries` tokens after `past` cached
     /// positions: query i sees keys 0...past + i (the last `window` of them when windowed),
@@ -254,25 +269,43 @@ public enum DecoderLayer {
         for h in 0..<s.heads {
             let kv = h / s.groupSize
             for first in stride(from: 0, to: t, by: causalBlock) {
-                let rows = min(causalBlock, t - first), keys = p + first + rows
+                let rows = min(causalBlock, t - first), before = p + first, keys = before + rows
                 attentionWeights(q: q + first * s.qWidth + h * s.headDim, keys: k + kv * s.headDim, into: scores,
-                                 rows: rows, past: p + first, shape: s, window: window)
-                BLAS.matmul(scores, v + kv * s.headDim, out + first * s.qWidth + h * s.headDim, m: rows, n: s.headDim,
-                            k: keys, lda: keys, ldb: s.kvWidth, ldc: s.qWidth)
+                                 rows: rows, past: before, shape: s, window: window)
+                // out = weights · V, over the same two parts: the keys before the block, then each strip's own.
+                let o = out + first * s.qWidth + h * s.headDim, values = v + kv * s.headDim
+                if before > 0 {
+                    BLAS.matmul(scores, values, o, m: rows, n: s.headDim, k: before, lda: keys, ldb: s.kvWidth, ldc: s.qWidth)
+                }
+                for a in stride(from: 0, to: rows, by: diagonalStrip) {
+                    let strip = min(diagonalStrip, rows - a)
+                    BLAS.matmul(scores + a * keys + before, values + before * s.kvWidth, o + a * s.qWidth, m: strip,
+                                n: s.headDim, k: a + strip, lda: keys, ldb: s.kvWidth, ldc: s.qWidth, beta: before > 0 ? 1 : 0)
+                }
             }
         }
+        let visible = (0..<t).reduce(0) { $0 + min(p + $1 + 1, window ?? Int.max) }
+        Profile.count(attention: 4 * Double(s.heads * s.headDim * visible))
     }
 
     /// One head's attention weights for `rows` queries whose first sees keys 0...past:
     /// scores[rows × (past + rows)] = softmax(cap(q · kᵀ · scale)) under the causal (and
-    /// window) mask, rows strided through the q/k buffers. `capped`, when given, receives
-    /// the capped scores before the softmax (the soft-cap's backward needs them).
+    /// window) mask, rows strided through the q/k buffers; masked entries are 0. `capped`,
+    /// when given, receives the capped scores before the softmax (the soft-cap's backward
+    /// needs them).
     static func attentionWeights(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, into scores: UnsafeMutablePointer<Float>,
                                  rows: Int, past p: Int, shape s: LayerShape, window: Int?,
                                  capped: UnsafeMutablePointer<Float>? = nil) {
         let keys = p + rows
-        BLAS.matmulTransposed(q, k, scores, m: rows, n: keys, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys,
-                              alpha: s.attentionScale)
+        if p > 0 {
+            BLAS.matmulTransposed(q, k, scores, m: rows, n: p, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys,
+                                  alpha: s.attentionScale)
+        }
+        for a in stride(from: 0, to: rows, by: diagonalStrip) {
+            let strip = min(diagonalStrip, rows - a)
+            BLAS.matmulTransposed(q + a * s.qWidth, k + p * s.kvWidth, scores + a * keys + p, m: strip, n: a + strip,
+                                  k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys, alpha: s.attentionScale)
+        }
         Kernels.parallelChunks(rows, minimum: 32) { chunk in
             for i in chunk {
                 let row = scores + i * keys, length = p + i + 1

@@ -126,9 +126,13 @@ final class SpillFile {
         next = try TemporaryFile.create()
     }
 
+    /// Bytes in the two files (for `TemporaryFile.bytesInUse`).
+    private var sizes = (current: 0, next: 0)
+
     deinit {
         close(current.fd)
         close(next)
+        TemporaryFile.track(-(sizes.current + sizes.next))
     }
 
     func pass(chunkCount: Int, _ body: (Int, UnsafeMutablePointer<Float>) throws -> Void) throws {
@@ -142,6 +146,8 @@ final class SpillFile {
         var written: [(Int, Int)] = []
         var offset = 0
         guard ftruncate(next, 0) == 0 else { throw FormatError(.io, path: "spill file", "truncate failed") }
+        TemporaryFile.track(-sizes.next)
+        sizes.next = 0
         for i in 0..<chunkCount {
             if i < current.offsets.count {
                 try readChunk(current.offsets[i], into: buffer, scratch: compressed)
@@ -149,12 +155,19 @@ final class SpillFile {
                 buffer.initialize(repeating: 0, count: chunkFloats)
             }
             try body(i, buffer)
-            let size = ZSTD_compress(compressed, bound, buffer, chunkFloats * 4, 1)
-            guard ZSTD_isError(size) == 0 else {
-                throw FormatError(.io, path: "spill file", "zstd: \(String(cString: ZSTD_getErrorName(size)))")
-            }
-            guard pwrite(next, compressed, size, off_t(offset)) == size else {
-                throw FormatError(.io, path: "spill file", "write failed: \(String(cString: strerror(errno)))")
+            let size = try Profile.measure(.spill) {
+                // A fast negative level: f32 states hardly compress at any level (a few
+                // percent), and level 1 made spill I/O a tenth of a SmolLM2 prune.
+                let size = ZSTD_compress(compressed, bound, buffer, chunkFloats * 4, -5)
+                guard ZSTD_isError(size) == 0 else {
+                    throw FormatError(.io, path: "spill file", "zstd: \(String(cString: ZSTD_getErrorName(size)))")
+                }
+                guard pwrite(next, compressed, size, off_t(offset)) == size else {
+                    throw FormatError(.io, path: "spill file", "write failed: \(String(cString: strerror(errno)))")
+                }
+                TemporaryFile.track(size)
+                sizes.next += size
+                return size
             }
             written.append((offset, size))
             offset += size
@@ -162,6 +175,7 @@ final class SpillFile {
         let old = current.fd
         current = (next, written)
         next = old
+        sizes = (sizes.next, sizes.current)
     }
 
     /// Chunk `index` decoded into a temporary buffer (zeros if it was never written).
@@ -180,6 +194,8 @@ final class SpillFile {
 
     /// An independent copy of the current chunks.
     func clone() throws -> SpillFile {
+        let started = Profile.now()
+        defer { Profile.add(.spill, since: started) }
         let copy = try SpillFile(chunkFloats: chunkFloats)
         let total = current.offsets.last.map { $0.0 + $0.1 } ?? 0
         let bytes = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -193,11 +209,15 @@ final class SpillFile {
             offset += n
         }
         copy.current.offsets = current.offsets
+        copy.sizes.current = total
+        TemporaryFile.track(total)
         return copy
     }
 
     private func readChunk(_ location: (offset: Int, size: Int), into buffer: UnsafeMutablePointer<Float>,
                            scratch: UnsafeMutableRawPointer) throws {
+        let started = Profile.now()
+        defer { Profile.add(.spill, since: started) }
         guard pread(current.fd, scratch, location.size, off_t(location.offset)) == location.size else {
             throw FormatError(.io, path: "spill file", "read failed")
         }

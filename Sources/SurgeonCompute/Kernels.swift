@@ -87,8 +87,7 @@ public enum Kernels {
 
     /// Threads for the element-wise work between sgemm calls (OpenBLAS parallelises only
     /// its own calls; left alone, the exp-heavy loops would run on one core).
-    public static let threads = max(1, Int(ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] ?? "")
-        ?? ProcessInfo.processInfo.activeProcessorCount)
+    public static var threads: Int { ComputeSettings.threads }
 
     /// Runs `body` over `count` indices split into one contiguous range per thread; small
     /// counts stay on the calling thread.

@@ -1,3 +1,4 @@
+import CPlatform
 import Foundation
 import SurgeonModel
 
@@ -25,7 +26,8 @@ public final class StreamingExecutor {
     /// executors that run one after the other can share them.
     public let workspace: LayerWorkspace
 
-    public init(checkpoint: Checkpoint, memoryBudget: Int = 2 << 30, chunkTokens: Int = 4096,
+    /// `chunkTokens` defaults to `defaultChunkTokens(shape)`.
+    public init(checkpoint: Checkpoint, memoryBudget: Int = 2 << 30, chunkTokens: Int? = nil,
                 workspace: LayerWorkspace = LayerWorkspace()) throws {
         self.workspace = workspace
         self.checkpoint = checkpoint
@@ -34,7 +36,15 @@ public final class StreamingExecutor {
         head = try LanguageModelHead(checkpoint: checkpoint)
         layerCount = checkpoint.config.numHiddenLayers
         self.memoryBudget = memoryBudget
-        self.chunkTokens = chunkTokens
+        self.chunkTokens = chunkTokens ?? Self.defaultChunkTokens(shape)
+    }
+
+    /// 4096 tokens, or fewer where one chunk's activation buffers would pass 512 MB: on a
+    /// 7B/8B shape they take 0.8 GB at 4096 tokens, which with the three layers of f32 a
+    /// merge holds would pass 4 GB; 2560 tokens still keep sgemm at full speed there.
+    public static func defaultChunkTokens(_ s: LayerShape) -> Int {
+        let bytesPerToken = 4 * (5 * s.hidden + 2 * s.kvWidth + 2 * s.intermediate)
+        return max(1, min(4096, (512 << 20) / bytesPerToken))
     }
 
     /// Embeds `sequences` (all of one length) into a new store: the input of layer 0.
@@ -52,16 +62,32 @@ public final class StreamingExecutor {
     }
 
     /// Runs `layers` over `states` in place, layer i with `weights(i)` (surgery's stack;
-    /// the checkpoint's own layers by default). `observe` sees each layer's activations;
-    /// `boundary` is called after each layer with its index and the states, to cache them.
+    /// the checkpoint's own layers by default). With `ComputeSettings.prefetch`,
+    /// `weights(i + 1)` runs on a background thread while layer i computes, so it must only
+    /// read what the run leaves alone. `prepare` sees each layer's weights on this thread
+    /// before the layer runs; `observe` sees its activations; `boundary` is called after
+    /// each layer with its index and the states, to cache them.
     public func run(_ states: HiddenStates, layers: Range<Int>,
                     weights: ((Int) throws -> DecoderLayerWeights)? = nil,
+                    prepare: ((Int, DecoderLayerWeights) -> Void)? = nil,
                     observe: ((Int, LayerActivations) -> Void)? = nil,
                     boundary: ((Int, HiddenStates) throws -> Void)? = nil,
                     progress: ((Int) -> Void)? = nil) throws {
         let tables = rope.tables(count: states.length)
+        let checkpoint = checkpoint
+        let load = { (i: Int) in try weights?(i) ?? DecoderLayerWeights.load(from: checkpoint, layer: i) }
+        var ahead: WeightPrefetch?
+        // Nothing may still be decoding when the run returns, by error or not.
+        defer { ahead?.wait() }
         for layer in layers {
-            let w = try weights?(layer) ?? DecoderLayerWeights.load(from: checkpoint, layer: layer)
+            let w: DecoderLayerWeights
+            if let pending = ahead {
+                w = try Profile.measure(.decodeWait) { try pending.take() }
+            } else {
+                w = try Profile.measure(.decode) { try load(layer) }
+            }
+            ahead = ComputeSettings.prefetch && layer + 1 < layers.upperBound ? WeightPrefetch { try load(layer + 1) } : nil
+            prepare?(layer, w)
             try states.pass { chunk, buffer in
                 DecoderLayer.forward(w, shape: shape, rope: rope, ropeTables: tables, x: buffer,
                                      lengths: Array(repeating: states.length, count: chunk.count), layer: layer, workspace: workspace,
@@ -100,5 +126,39 @@ public final class StreamingExecutor {
             }
         }
         return out
+    }
+}
+
+/// One layer's weights, decoded on a thread of its own: the executor starts layer i + 1's
+/// while layer i computes (the decode is single-threaded, so it mostly fills the gaps the
+/// sgemm threads leave), at the cost of a second layer of f32 weights in memory.
+final class WeightPrefetch: @unchecked Sendable {
+    private let finished = DispatchSemaphore(value: 0)
+    private var result: Result<DecoderLayerWeights, any Error>?
+    private var waited = false
+
+    init(_ load: @escaping () throws -> DecoderLayerWeights) {
+        // `load` only reads (the checkpoint's mapping, a spilled layer's file): see `run`.
+        nonisolated(unsafe) let load = load
+        Thread { [self] in
+            // Lowest priority: the decode should take the cycles the forwards leave idle
+            // (serial loops, spill I/O), not the sgemm threads' cores.
+            _ = cplatform_set_thread_nice(19)
+            result = Result { try Profile.measure(.decode) { try load() } }
+            finished.signal()
+        }.start()
+    }
+
+    /// Waits for the decode; the weights, or what it threw.
+    func take() throws -> DecoderLayerWeights {
+        wait()
+        return try result!.get()
+    }
+
+    /// Waits for the decode to finish (later calls return at once).
+    func wait() {
+        guard !waited else { return }
+        finished.wait()
+        waited = true
     }
 }

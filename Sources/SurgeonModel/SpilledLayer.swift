@@ -1,6 +1,7 @@
 import Foundation
 import SurgeonFormats
 import CPlatform
+import Synchronization
 
 /// A decoder layer's f32 weights parked in an unlinked temporary file.
 ///
@@ -12,6 +13,7 @@ public final class SpilledLayer: @unchecked Sendable {
     /// Where each present field's floats start in the file, and how many there are.
     private let extents: [Field: (offset: Int, count: Int)]
     private let sourceLayer: Int?
+    private let byteCount: Int
     public typealias Field = LayerField
 
     public init(_ weights: DecoderLayerWeights) throws {
@@ -32,9 +34,14 @@ public final class SpilledLayer: @unchecked Sendable {
         }
         self.extents = extents
         sourceLayer = weights.sourceLayer
+        byteCount = offset * 4
+        TemporaryFile.track(byteCount)
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        TemporaryFile.track(-byteCount)
+    }
 
     /// The number of floats stored for `field` (nil: the layer has no such tensor).
     public func count(_ field: Field) -> Int? { extents[field]?.count }
@@ -87,6 +94,32 @@ public final class SpilledLayer: @unchecked Sendable {
 public enum TemporaryFile {
     /// Where they go: $TMPDIR, or /tmp.
     public static var directory: String { ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp" }
+
+    private static let usage = Mutex((now: 0, peak: 0))
+
+    /// Bytes the temporary files of this process hold now, and the most they held at once.
+    public static var bytesInUse: (now: Int, peak: Int) { usage.withLock { $0 } }
+
+    /// Records that the temporary files grew (or, negative, shrank) by `delta` bytes.
+    public static func track(_ delta: Int) {
+        usage.withLock {
+            $0.now += delta
+            $0.peak = max($0.peak, $0.now)
+        }
+    }
+
+    /// Fails before any work when the file system of `directory` has less than `bytes`
+    /// free (a run that fills the disk half-way through wastes its hours).
+    public static func checkFreeSpace(_ bytes: Int, for work: String) throws {
+        var fs = statvfs()
+        guard statvfs(directory, &fs) == 0 else { return }
+        let free = Int(fs.f_bavail) * Int(fs.f_frsize)
+        guard free >= bytes else {
+            let gb = { (n: Int) in String(format: "%.2f GB", Double(n) / 1e9) }
+            throw FormatError(.io, path: directory, "not enough space for the temporary files of \(work): it needs about "
+                              + "\(gb(bytes)), \(gb(free)) free (set TMPDIR to a larger disk)")
+        }
+    }
 
     /// A new unlinked temporary file in `directory`, open for reading and writing. It has
     /// no name at any moment (O_TMPFILE) where the file system allows, so a killed run

@@ -47,6 +47,16 @@ public final class LayerPruner {
 
     public var layerForwards: Int { executor.layerForwards }
 
+    /// About the most temporary disk a prune to `targetLayers` (and its healing) holds at
+    /// once: the boundary caches and working copies of the calibration states, and every
+    /// built layer as f32 (one per merge, plus one being refitted).
+    public static func temporaryBytesNeeded(_ c: ModelConfig, windows: Int, length: Int, targetLayers: Int) -> Int {
+        let states = windows * length * c.hiddenSize * 4
+        let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
+        let layer = 4 * (2 * c.hiddenSize * q + 2 * c.hiddenSize * kv + 3 * c.hiddenSize * c.intermediateSize)
+        return states * (c.numHiddenLayers + 4) + layer * (c.numHiddenLayers - targetLayers + 1)
+    }
+
     /// Runs calibration over the current stack from layer `from` to `to` (exclusive),
     /// caching each boundary, and returns the statistics (earlier layers reused).
     /// `windowStarts` limits SBI to the windows starting there (others are NaN).
@@ -71,12 +81,8 @@ public final class LayerPruner {
         collector.windowStarts = windowStarts
         for layer in straddling(start) { try collector.preloadInput(layer: layer, states: boundaries[layer]!) }
         let stack = self.stack, checkpoint = self.checkpoint
-        let weights = { (i: Int) in
-            let w = try stack.weights(i, checkpoint: checkpoint)
-            collector.prepare(layer: i, weights: w)
-            return w
-        }
-        try executor.run(states, layers: start..<end, weights: weights, observe: { collector.observe(layer: $0, $1) },
+        try executor.run(states, layers: start..<end, weights: { try stack.weights($0, checkpoint: checkpoint) },
+                         prepare: { collector.prepare(layer: $0, weights: $1) }, observe: { collector.observe(layer: $0, $1) },
                          boundary: { [self] layer, s in
                              collector.finish(layer: layer)
                              if options.resume && layer + 1 < end { boundaries[layer + 1] = try s.copy(memoryBudget: 0) }

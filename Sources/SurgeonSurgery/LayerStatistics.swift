@@ -82,8 +82,10 @@ public final class StatisticsCollector {
     /// Records the weights the sensitivities of layer `layer` need.
     public func prepare(layer: Int, weights: DecoderLayerWeights) {
         let c = config
-        downColumnNorms[layer] = Self.columnL1(weights[.down]!, rows: c.hiddenSize, cols: c.intermediateSize)
-        outColumnNorms[layer] = Self.columnL1(weights[.o]!, rows: c.hiddenSize, cols: c.numAttentionHeads * c.headDim)
+        Profile.measure(.statistics) {
+            downColumnNorms[layer] = Self.columnL1(weights[.down]!, rows: c.hiddenSize, cols: c.intermediateSize)
+            outColumnNorms[layer] = Self.columnL1(weights[.o]!, rows: c.hiddenSize, cols: c.numAttentionHeads * c.headDim)
+        }
     }
 
     public func observe(layer: Int, _ a: LayerActivations) {

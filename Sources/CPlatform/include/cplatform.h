@@ -16,4 +16,10 @@ int cplatform_rename_noreplace(const char *from, const char *to);
 /// -1 with errno set where the file system does not support it.
 int cplatform_open_tmpfile(const char *dir);
 
+/// The CPUs this process may run on (its affinity mask, as `taskset` sets it); 0 if unknown.
+int cplatform_available_cpus(void);
+
+/// Sets the calling thread's nice value (Linux: per thread); 0 on success.
+int cplatform_set_thread_nice(int nice);
+
 #endif
