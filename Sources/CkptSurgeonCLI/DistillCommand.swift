@@ -250,11 +250,8 @@ struct DistillCommand: ParsableCommand {
     private func checkTemporarySpace(data: DistillationData, hidden: Int, pairs: Int, memoryBudget: Int) throws {
         let stateBytes = data.windows.count * data.seqlen * hidden * 4
         let copies = mode == .sp ? pairs + 2 : 2
-        guard stateBytes > memoryBudget, let free = freeSpace(near: TemporaryFile.directory) else { return }
-        guard free >= copies * stateBytes else {
-            throw InputError("distill parks up to \(ByteSize.format(copies * stateBytes)) of hidden states in "
-                             + "\(TemporaryFile.directory) ($TMPDIR); only \(ByteSize.format(free)) is free there")
-        }
+        guard stateBytes > memoryBudget else { return }
+        try checkTemporaryFileSpace(copies * stateBytes, for: "distill")
     }
 
     /// What a checkpoint must have been saved by: the same teacher, student, text and options.

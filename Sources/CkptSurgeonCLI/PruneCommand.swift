@@ -145,9 +145,9 @@ struct PruneCommand: ParsableCommand {
         }
         let record = method.record(options, settings)
         let calib = try calibration.load(for: checkpoint)
-        try TemporaryFile.checkFreeSpace(LayerPruner.temporaryBytesNeeded(
+        try checkTemporaryFileSpace(LayerPruner.temporaryBytesNeeded(
             checkpoint.config, windows: calib.windows.count, length: calib.windows.first?.count ?? 0, targetLayers: targetLayers),
-            for: "this prune")
+            for: "prune")
         let pruner = try LayerPruner(checkpoint: checkpoint, calibration: calib, options: options)
         settings.afterStep = { step in
             try save(pruner, step: step, checkpoint: checkpoint, calibration: calib, method: record)

@@ -1,5 +1,6 @@
 import Foundation
 import SurgeonEmit
+import SurgeonModel
 
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
@@ -77,4 +78,12 @@ final class ProgressBar: @unchecked Sendable {
 struct InputError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Fails before any work when $TMPDIR has less free space than the `bytes` of temporary
+/// files `work` will park there (a run that fills the disk half-way wastes its hours).
+func checkTemporaryFileSpace(_ bytes: Int, for work: String) throws {
+    guard let free = freeSpace(near: TemporaryFile.directory), free < bytes else { return }
+    throw InputError("\(work) parks up to \(ByteSize.format(bytes)) of temporary files in \(TemporaryFile.directory) "
+                     + "($TMPDIR); only \(ByteSize.format(free)) is free there")
 }

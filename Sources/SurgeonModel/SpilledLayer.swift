@@ -108,19 +108,6 @@ public enum TemporaryFile {
         }
     }
 
-    /// Fails before any work when the file system of `directory` has less than `bytes`
-    /// free (a run that fills the disk half-way through wastes its hours).
-    public static func checkFreeSpace(_ bytes: Int, for work: String) throws {
-        var fs = statvfs()
-        guard statvfs(directory, &fs) == 0 else { return }
-        let free = Int(fs.f_bavail) * Int(fs.f_frsize)
-        guard free >= bytes else {
-            let gb = { (n: Int) in String(format: "%.2f GB", Double(n) / 1e9) }
-            throw FormatError(.io, path: directory, "not enough space for the temporary files of \(work): it needs about "
-                              + "\(gb(bytes)), \(gb(free)) free (set TMPDIR to a larger disk)")
-        }
-    }
-
     /// A new unlinked temporary file in `directory`, open for reading and writing. It has
     /// no name at any moment (O_TMPFILE) where the file system allows, so a killed run
     /// leaves nothing in $TMPDIR; elsewhere it is unlinked right after it is made.
