@@ -27,10 +27,12 @@ let package = Package(
                        providers: [.apt(["libxxhash-dev"])]),
 
         .target(name: "CPlatform"),
+        // exp-heavy loops compiled per instruction set (see VectorMath.swift).
+        .target(name: "CVectorMath"),
 
         .target(name: "SurgeonFormats", dependencies: ["CXXHash", "CPlatform"]),
         .target(name: "SurgeonModel", dependencies: ["SurgeonFormats", "CPlatform"]),
-        .target(name: "SurgeonCompute", dependencies: ["SurgeonFormats", "SurgeonModel", "COpenBLAS", "CZstd", "CPlatform"]),
+        .target(name: "SurgeonCompute", dependencies: ["SurgeonFormats", "SurgeonModel", "COpenBLAS", "CZstd", "CPlatform", "CVectorMath"]),
         .target(name: "SurgeonSurgery", dependencies: ["SurgeonFormats", "SurgeonModel", "SurgeonCompute"],
                 resources: [.copy("Resources/wiki.valid.raw"), .copy("Resources/LICENSE-wikitext.md"),
                             .copy("Resources/c4-calibration.txt"), .copy("Resources/LICENSE-c4.md")]),

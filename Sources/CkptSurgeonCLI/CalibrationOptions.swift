@@ -22,7 +22,7 @@ struct CalibrationOptions: ParsableArguments {
     @Option(help: "Seed for the window offsets.")
     var seed: UInt64 = 0
 
-    @Option(help: "Hidden states above this size spill to zstd temp files (e.g. 2GB).")
+    @Option(help: "Hidden states above this size spill to temporary files (e.g. 2GB).")
     var memoryBudget: String = "2GB"
 
     func validate() throws {

@@ -29,8 +29,8 @@ struct DistillCommand: ParsableCommand {
         The training text (--text, repeatable; default: the shipped wikitext-2 validation \
         split and C4 sample) is cut into non-overlapping windows of --seqlen tokens, visited \
         in a seeded random order; --tokens asks for more than the text holds only with \
-        --epochs. The teacher runs once over each window; its states live in zstd spill \
-        files. Progress (tokens, loss, tokens/s, ETA) goes to stderr. --save-every K writes \
+        --epochs. The teacher runs once over each window; its states live in spill files \
+        on disk. Progress (tokens, loss, tokens/s, ETA) goes to stderr. --save-every K writes \
         the weights, optimiser state and data position every K steps to --checkpoint-dir; \
         --resume FILE continues from one to the same result as an uninterrupted run.
 
@@ -88,7 +88,7 @@ struct DistillCommand: ParsableCommand {
     @Flag(help: "Recompute each layer's activations in the backward instead of keeping them (sp: less memory, one more forward).")
     var recompute = false
 
-    @Option(help: "Hidden states up to this size stay in memory (e.g. 2GB; default: all spill to zstd temp files).")
+    @Option(help: "Hidden states up to this size stay in memory (e.g. 2GB; default: all spill to temporary files).")
     var memoryBudget: String?
 
     @OptionGroup var out: SurgeryOutputOptions

@@ -46,7 +46,7 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Windows per batch through the layers.")
     var batch: Int = 16
 
-    @Option(help: "Hidden states above this size spill to zstd temp files (e.g. 2GB).")
+    @Option(help: "Hidden states above this size spill to temporary files (e.g. 2GB).")
     var memoryBudget: String = "2GB"
 
     @Flag(help: "Print the result as JSON.")

@@ -8,6 +8,8 @@ import SurgeonModel
 //
 //   surgeon-bench sgemm MODEL [tokens]      sgemm GFLOP/s at MODEL's projection shapes
 //   surgeon-bench layer MODEL [sequences]   decoder-layer forward GFLOP/s at ctx 512
+//   surgeon-bench attention MODEL [length]  causal attention alone (from --profile's counters) at
+//                                           one sequence of `length` tokens (default 2048)
 //   surgeon-bench train MODEL               one layer's training step (forward with tape, backward
 //                                           with weight gradients) GFLOP/s at ctx 512, and the
 //                                           backward of a frozen layer (input gradient only)
@@ -75,6 +77,37 @@ case "layer":
     let attention = 2.0 * 2.0 * Double(sequences) * Double(scored) * Double(s.headDim * s.heads)
     print(String(format: "layer forward %.1f GFLOP/s (%.1f ms for %d × %d tokens; projections %.0f%% of the FLOPs)",
                  (projection + attention) / t / 1e9, t * 1000, sequences, length, 100 * projection / (projection + attention)))
+case "attention":
+    let length = args.count > 3 ? Int(args[3])! : 2048
+    let weights = try DecoderLayerWeights.load(from: checkpoint, layer: 0)
+    let rope = RotaryEmbedding(config: c)
+    let tables = rope.tables(count: length)
+    let x = (0..<(length * s.hidden)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
+    let workspace = LayerWorkspace()
+    func forward() {
+        var y = x
+        y.withUnsafeMutableBufferPointer {
+            DecoderLayer.forward(weights, shape: s, rope: rope, ropeTables: tables, x: $0.baseAddress!,
+                                 lengths: [length], workspace: workspace)
+        }
+    }
+    forward()
+    Profile.reset()
+    let runs = 5
+    for _ in 0..<runs { forward() }
+    let t = Profile.snapshot
+    print(String(format: "attention %.1f GFLOP/s (%.1f ms of a %.1f ms layer forward at %d tokens, %d threads)",
+                 t.attentionFlops / t[.attention] / 1e9, 1000 * t[.attention] / Double(runs),
+                 1000 * t[.forward] / Double(runs), length, ComputeSettings.threads))
+case "softmax":
+    let length = args.count > 3 ? Int(args[3])! : 2048
+    var buffer = (0..<(length * length)).map { Float(($0 * 7919) % 1000) / 100 - 5 }
+    let t = bestOf(3) {
+        buffer.withUnsafeMutableBufferPointer { b in
+            for i in 0..<length { Kernels.softmaxPrefix(b.baseAddress! + i * length, length: i + 1, width: length) }
+        }
+    }
+    print(String(format: "softmax of a causal %d² triangle: %.2f ms, %.2f ns per entry (one thread)", length, t * 1000, t * 1e9 / Double(length * (length + 1) / 2)))
 case "train":
     let length = 512
     var weights = try DecoderLayerWeights.load(from: checkpoint, layer: 0)

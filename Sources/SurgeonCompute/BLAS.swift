@@ -58,6 +58,15 @@ public enum BLAS {
         dpotrs_(&uplo, &order, &count, a, &order, b, &order, &info)
     }
 
+    /// Runs `body` with OpenBLAS on one thread, for work that calls it from several
+    /// threads at once; the thread count is restored afterwards.
+    public static func singleThreaded(_ body: () -> Void) {
+        let count = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(count) }
+        body()
+    }
+
     /// Threads OpenBLAS uses (OPENBLAS_NUM_THREADS, or its default).
     public static var threads: Int { Int(openblas_get_num_threads()) }
 }

@@ -132,7 +132,8 @@ public enum DecoderLayer {
         let started = Profile.now()
         defer { Profile.add(.forward, since: started) }
         let rows = lengths.reduce(0, +), longest = lengths.max() ?? 0, pastCount = past?.count ?? 0
-        ws.reserve(rows: rows, shape: s, scoreCount: min(longest, causalBlock) * (pastCount + longest))
+        ws.reserve(rows: rows, shape: s,
+                   scoreCount: Kernels.threads * min(longest, causalBlock) * (pastCount + longest))
         let n = ws.normed.pointer, q = ws.q.pointer, k = ws.k.pointer, v = ws.v.pointer
         let attention = ws.attention.pointer
         let gate = ws.gate.pointer, up = ws.up.pointer
@@ -177,7 +178,7 @@ public enum DecoderLayer {
             Profile.measure(.attention) {
                 causalAttention(q: q + first * s.qWidth, keys: keys, values: values, out: attention + first * s.qWidth,
                                 queries: t, past: pastCount, shape: s, window: s.window(layer: w.sourceLayer ?? layer),
-                                scores: ws.scores.pointer)
+                                scores: ws.scores.pointer, scoreStride: min(longest, causalBlock) * (pastCount + longest))
             }
             first += t
         }
@@ -263,39 +264,55 @@ public enum DecoderLayer {
     /// Causal GQA attention for one sequence of `queries` tokens after `past` cached
     /// positions: query i sees keys 0...past + i (the last `window` of them when windowed),
     /// and query head h reads KV head h / G.
+    ///
+    /// The (head, block) pairs are independent, so they run side by side, one per thread,
+    /// each with single-threaded sgemm calls and its own `scoreStride` floats of `scores`:
+    /// at head_dim 64 one pair's products are too small for OpenBLAS to split well. Each
+    /// pair's arithmetic is the same whichever thread takes it, so the result does not
+    /// depend on the thread count.
     static func causalAttention(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
                                 out: UnsafeMutablePointer<Float>, queries t: Int, past p: Int, shape s: LayerShape,
-                                window: Int? = nil, scores: UnsafeMutablePointer<Float>) {
-        for h in 0..<s.heads {
-            let kv = h / s.groupSize
-            for first in stride(from: 0, to: t, by: causalBlock) {
-                let rows = min(causalBlock, t - first), before = p + first, keys = before + rows
-                attentionWeights(q: q + first * s.qWidth + h * s.headDim, keys: k + kv * s.headDim, into: scores,
-                                 rows: rows, past: before, shape: s, window: window)
-                // out = weights · V, over the same two parts: the keys before the block, then each strip's own.
-                let o = out + first * s.qWidth + h * s.headDim, values = v + kv * s.headDim
-                if before > 0 {
-                    BLAS.matmul(scores, values, o, m: rows, n: s.headDim, k: before, lda: keys, ldb: s.kvWidth, ldc: s.qWidth)
-                }
-                for a in stride(from: 0, to: rows, by: diagonalStrip) {
-                    let strip = min(diagonalStrip, rows - a)
-                    BLAS.matmul(scores + a * keys + before, values + before * s.kvWidth, o + a * s.qWidth, m: strip,
-                                n: s.headDim, k: a + strip, lda: keys, ldb: s.kvWidth, ldc: s.qWidth, beta: before > 0 ? 1 : 0)
-                }
-            }
+                                window: Int? = nil, scores: UnsafeMutablePointer<Float>, scoreStride: Int) {
+        let blocks = (t + causalBlock - 1) / causalBlock
+        // Latest blocks first: they see the most keys, so the pairs left for last are the cheap ones.
+        Kernels.parallelItems(s.heads * blocks) { item, worker in
+            let h = item % s.heads, first = (blocks - 1 - item / s.heads) * causalBlock
+            attentionBlock(q: q, keys: k, values: v, out: out, head: h, first: first, rows: min(causalBlock, t - first),
+                           past: p, shape: s, window: window, scores: scores + worker * scoreStride)
         }
         let visible = (0..<t).reduce(0) { $0 + min(p + $1 + 1, window ?? Int.max) }
         Profile.count(attention: 4 * Double(s.heads * s.headDim * visible))
+    }
+
+    /// Head `h`'s attention for the `rows` queries from `first`: their weights, then
+    /// out = weights · V over the same two parts, the keys before the block and then each
+    /// strip's own.
+    static func attentionBlock(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
+                               out: UnsafeMutablePointer<Float>, head h: Int, first: Int, rows: Int, past p: Int,
+                               shape s: LayerShape, window: Int?, scores: UnsafeMutablePointer<Float>) {
+        let kv = h / s.groupSize, before = p + first, keys = before + rows
+        attentionWeights(q: q + first * s.qWidth + h * s.headDim, keys: k + kv * s.headDim, into: scores,
+                         rows: rows, past: before, shape: s, window: window, rowsInParallel: false)
+        let o = out + first * s.qWidth + h * s.headDim, values = v + kv * s.headDim
+        if before > 0 {
+            BLAS.matmul(scores, values, o, m: rows, n: s.headDim, k: before, lda: keys, ldb: s.kvWidth, ldc: s.qWidth)
+        }
+        for a in stride(from: 0, to: rows, by: diagonalStrip) {
+            let strip = min(diagonalStrip, rows - a)
+            BLAS.matmul(scores + a * keys + before, values + before * s.kvWidth, o + a * s.qWidth, m: strip,
+                        n: s.headDim, k: a + strip, lda: keys, ldb: s.kvWidth, ldc: s.qWidth, beta: before > 0 ? 1 : 0)
+        }
     }
 
     /// One head's attention weights for `rows` queries whose first sees keys 0...past:
     /// scores[rows × (past + rows)] = softmax(cap(q · kᵀ · scale)) under the causal (and
     /// window) mask, rows strided through the q/k buffers; masked entries are 0. `capped`,
     /// when given, receives the capped scores before the softmax (the soft-cap's backward
-    /// needs them).
+    /// needs them). The softmax rows are split over the threads unless the caller is
+    /// itself one of several threads (`rowsInParallel` false).
     static func attentionWeights(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, into scores: UnsafeMutablePointer<Float>,
                                  rows: Int, past p: Int, shape s: LayerShape, window: Int?,
-                                 capped: UnsafeMutablePointer<Float>? = nil) {
+                                 capped: UnsafeMutablePointer<Float>? = nil, rowsInParallel: Bool = true) {
         let keys = p + rows
         if p > 0 {
             BLAS.matmulTransposed(q, k, scores, m: rows, n: p, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys,
@@ -306,7 +323,7 @@ public enum DecoderLayer {
             BLAS.matmulTransposed(q + a * s.qWidth, k + p * s.kvWidth, scores + a * keys + p, m: strip, n: a + strip,
                                   k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys, alpha: s.attentionScale)
         }
-        Kernels.parallelChunks(rows, minimum: 32) { chunk in
+        Kernels.parallelChunks(rows, minimum: rowsInParallel ? 32 : rows + 1) { chunk in
             for i in chunk {
                 let row = scores + i * keys, length = p + i + 1
                 if let cap = s.attentionSoftcap {

@@ -1,14 +1,15 @@
-import CZstd
+import CPlatform
 import Foundation
-import SurgeonModel
 import SurgeonFormats
+import SurgeonModel
+import Synchronization
 
 /// The hidden states of every calibration sequence between two layers:
 /// [sequences × length × width] f32.
 ///
 /// Held as one buffer while it fits in the memory budget; above it, chunks of sequences
-/// live zstd-compressed in a temporary file, and each pass reads a chunk, lets the layer
-/// update it, and writes it to the next file.
+/// live in a temporary file, and each pass reads a chunk, lets the layer update it, and
+/// writes it to the next file.
 public final class HiddenStates: @unchecked Sendable {
     public let sequences: Int, length: Int, width: Int
     /// Sequences per chunk of a pass (the executor's unit of work).
@@ -27,7 +28,7 @@ public final class HiddenStates: @unchecked Sendable {
         if sequences * length * width * 4 <= memoryBudget {
             memory = [Float](repeating: 0, count: sequences * length * width)
         } else {
-            spill = try SpillFile(chunkFloats: self.chunkSequences * length * width)
+            spill = SpillFile(chunkFloats: self.chunkSequences * length * width)
         }
     }
 
@@ -88,10 +89,12 @@ public final class HiddenStates: @unchecked Sendable {
                 }
             }
         } else {
-            // Spilled → memory: one pass over ours (rewrites our file unchanged).
+            // Spilled → memory: each chunk read, our file left as it is.
             var filled: [Float] = []
             filled.reserveCapacity(sequences * length * width)
-            try pass { chunk, buffer in filled += UnsafeBufferPointer(start: buffer, count: chunk.count * length * width) }
+            for (index, chunk) in chunks.enumerated() {
+                try withChunk(index) { filled += UnsafeBufferPointer(start: $0, count: chunk.count * length * width) }
+            }
             target.memory = filled
         }
         return target
@@ -110,120 +113,149 @@ public final class HiddenStates: @unchecked Sendable {
     }
 }
 
-/// zstd-compressed chunks in a pair of unlinked temporary files: each pass reads every
-/// chunk from one and writes it to the other, then they swap.
+/// Chunks of f32 in an unlinked temporary file, at fixed offsets: each pass reads every
+/// chunk from it and writes it to another file, which then replaces it.
 ///
-/// Working buffers exist only during a pass, so a boundary cache of many spilled states
-/// costs disk, not memory.
+/// The floats go to disk as they are. Hidden states hardly compress (a few percent at
+/// zstd's fastest levels), and at 10 × 2048 tokens on SmolLM2 compressing them made spill
+/// I/O 13% of a prune. Writing into a file's existing pages is a copy (3.8 GB/s here);
+/// new pages must first be allocated and zeroed by the kernel (0.5 GB/s), so the files a
+/// spill lets go of are kept for the next one (`pool`) and overwritten in place. Working
+/// buffers exist only during a pass, so a boundary cache of many spilled states costs
+/// disk, not memory.
 final class SpillFile {
-    private let chunkFloats: Int
-    private var current: (fd: Int32, offsets: [(Int, Int)])
-    private var next: Int32
-
-    init(chunkFloats: Int) throws {
-        self.chunkFloats = chunkFloats
-        current = (try TemporaryFile.create(), [])
-        next = try TemporaryFile.create()
+    private struct File {
+        let fd: Int32
+        var bytes = 0
     }
 
-    /// Bytes in the two files (for `TemporaryFile.bytesInUse`).
-    private var sizes = (current: 0, next: 0)
+    private let chunkFloats: Int
+    private var chunkBytes: Int { chunkFloats * 4 }
+    /// The file holding the current chunks, and how many it holds (none before the first pass).
+    private var current: File?, chunks = 0
+
+    /// Files no spill holds now, their bytes still counted by `TemporaryFile.bytesInUse`:
+    /// never more than were in use at once, and at most `poolLimit` of them.
+    private static let pool = Mutex<[File]>([])
+    private static let poolLimit = 64
+
+    init(chunkFloats: Int) {
+        self.chunkFloats = chunkFloats
+    }
 
     deinit {
-        close(current.fd)
-        close(next)
-        TemporaryFile.track(-(sizes.current + sizes.next))
+        if let current { Self.release(current) }
+    }
+
+    /// The pooled file with the most pages to overwrite, or a new one.
+    private static func take() throws -> File {
+        let pooled = pool.withLock { pool -> File? in
+            guard let best = pool.indices.max(by: { pool[$0].bytes < pool[$1].bytes }) else { return nil }
+            return pool.remove(at: best)
+        }
+        return try pooled ?? File(fd: TemporaryFile.create())
+    }
+
+    private static func release(_ file: File) {
+        let closing = pool.withLock { pool -> File? in
+            pool.append(file)
+            guard pool.count > poolLimit, let smallest = pool.indices.min(by: { pool[$0].bytes < pool[$1].bytes }) else {
+                return nil
+            }
+            return pool.remove(at: smallest)
+        }
+        if let closing {
+            close(closing.fd)
+            TemporaryFile.track(-closing.bytes)
+        }
     }
 
     func pass(chunkCount: Int, _ body: (Int, UnsafeMutablePointer<Float>) throws -> Void) throws {
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: chunkFloats)
-        let bound = ZSTD_compressBound(chunkFloats * 4)
-        let compressed = UnsafeMutableRawPointer.allocate(byteCount: bound, alignment: 16)
-        defer {
-            buffer.deallocate()
-            compressed.deallocate()
-        }
-        var written: [(Int, Int)] = []
-        var offset = 0
-        guard ftruncate(next, 0) == 0 else { throw FormatError(.io, path: "spill file", "truncate failed") }
-        TemporaryFile.track(-sizes.next)
-        sizes.next = 0
-        for i in 0..<chunkCount {
-            if i < current.offsets.count {
-                try readChunk(current.offsets[i], into: buffer, scratch: compressed)
-            } else {
-                buffer.initialize(repeating: 0, count: chunkFloats)
+        defer { buffer.deallocate() }
+        var target = try Self.take()
+        do {
+            for i in 0..<chunkCount {
+                try readChunk(i, into: buffer)
+                try body(i, buffer)
+                try Profile.measure(.spill) { try write(buffer, at: i * chunkBytes, to: &target) }
             }
-            try body(i, buffer)
-            let size = try Profile.measure(.spill) {
-                // A fast negative level: f32 states hardly compress at any level (a few
-                // percent), and level 1 made spill I/O a tenth of a SmolLM2 prune.
-                let size = ZSTD_compress(compressed, bound, buffer, chunkFloats * 4, -5)
-                guard ZSTD_isError(size) == 0 else {
-                    throw FormatError(.io, path: "spill file", "zstd: \(String(cString: ZSTD_getErrorName(size)))")
-                }
-                guard pwrite(next, compressed, size, off_t(offset)) == size else {
-                    throw FormatError(.io, path: "spill file", "write failed: \(String(cString: strerror(errno)))")
-                }
-                TemporaryFile.track(size)
-                sizes.next += size
-                return size
-            }
-            written.append((offset, size))
-            offset += size
+            try resize(&target, to: chunkCount * chunkBytes)
+        } catch {
+            Self.release(target)
+            throw error
         }
-        let old = current.fd
-        current = (next, written)
-        next = old
-        sizes = (sizes.next, sizes.current)
+        if let current { Self.release(current) }
+        (current, chunks) = (target, chunkCount)
     }
 
-    /// Chunk `index` decoded into a temporary buffer (zeros if it was never written).
+    /// Chunk `index` read into a temporary buffer (zeros if it was never written).
     func withChunk<R>(_ index: Int, _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: chunkFloats)
         defer { buffer.deallocate() }
-        if index < current.offsets.count {
-            let scratch = UnsafeMutableRawPointer.allocate(byteCount: ZSTD_compressBound(chunkFloats * 4), alignment: 16)
-            defer { scratch.deallocate() }
-            try readChunk(current.offsets[index], into: buffer, scratch: scratch)
-        } else {
-            buffer.initialize(repeating: 0, count: chunkFloats)
-        }
+        try readChunk(index, into: buffer)
         return try body(buffer)
     }
 
-    /// An independent copy of the current chunks.
+    /// An independent copy of the current chunks, copied inside the kernel where the file
+    /// system allows (`copy_file_range`), else through a buffer.
     func clone() throws -> SpillFile {
         let started = Profile.now()
         defer { Profile.add(.spill, since: started) }
-        let copy = try SpillFile(chunkFloats: chunkFloats)
-        let total = current.offsets.last.map { $0.0 + $0.1 } ?? 0
-        let bytes = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { bytes.deallocate() }
-        var offset = 0
-        while offset < total {
-            let n = min(1 << 20, total - offset)
-            guard pread(current.fd, bytes, n, off_t(offset)) == n, pwrite(copy.current.fd, bytes, n, off_t(offset)) == n else {
-                throw FormatError(.io, path: "spill file", "copy failed: \(String(cString: strerror(errno)))")
+        let copy = SpillFile(chunkFloats: chunkFloats)
+        guard let current else { return copy }
+        var target = try Self.take()
+        do {
+            let total = chunks * chunkBytes
+            var offset: Int64 = 0
+            lseek(target.fd, 0, SEEK_SET)
+            copying: while offset < total {
+                let n = cplatform_copy_file_range(current.fd, &offset, target.fd, total - Int(offset))
+                if n > 0 || (n < 0 && errno == EINTR) { continue }
+                guard n < 0 && [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(errno) else {
+                    throw FormatError(.io, path: "spill file", "copy failed: \(String(cString: strerror(errno)))")
+                }
+                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: chunkFloats)
+                defer { buffer.deallocate() }
+                for index in 0..<chunks {
+                    try readChunk(index, into: buffer)
+                    try write(buffer, at: index * chunkBytes, to: &target)
+                }
+                break copying
             }
-            offset += n
+            TemporaryFile.track(max(0, total - target.bytes))
+            target.bytes = max(target.bytes, total)
+            try resize(&target, to: total)
+        } catch {
+            Self.release(target)
+            throw error
         }
-        copy.current.offsets = current.offsets
-        copy.sizes.current = total
-        TemporaryFile.track(total)
+        (copy.current, copy.chunks) = (target, chunks)
         return copy
     }
 
-    private func readChunk(_ location: (offset: Int, size: Int), into buffer: UnsafeMutablePointer<Float>,
-                           scratch: UnsafeMutableRawPointer) throws {
+    private func readChunk(_ index: Int, into buffer: UnsafeMutablePointer<Float>) throws {
+        guard let current, index < chunks else { return buffer.initialize(repeating: 0, count: chunkFloats) }
         let started = Profile.now()
         defer { Profile.add(.spill, since: started) }
-        guard pread(current.fd, scratch, location.size, off_t(location.offset)) == location.size else {
-            throw FormatError(.io, path: "spill file", "read failed")
+        guard pread(current.fd, buffer, chunkBytes, off_t(index * chunkBytes)) == chunkBytes else {
+            throw FormatError(.io, path: "spill file", "read failed: \(String(cString: strerror(errno)))")
         }
-        let n = ZSTD_decompress(buffer, chunkFloats * 4, scratch, location.size)
-        guard ZSTD_isError(n) == 0, n == chunkFloats * 4 else {
-            throw FormatError(.io, path: "spill file", "corrupt chunk")
+    }
+
+    private func write(_ buffer: UnsafePointer<Float>, at offset: Int, to file: inout File) throws {
+        guard pwrite(file.fd, buffer, chunkBytes, off_t(offset)) == chunkBytes else {
+            throw FormatError(.io, path: "spill file", "write failed: \(String(cString: strerror(errno)))")
         }
+        TemporaryFile.track(max(0, offset + chunkBytes - file.bytes))
+        file.bytes = max(file.bytes, offset + chunkBytes)
+    }
+
+    /// Drops what lies past `bytes` (the pages before it are kept for overwriting).
+    private func resize(_ file: inout File, to bytes: Int) throws {
+        guard file.bytes > bytes else { return }
+        guard ftruncate(file.fd, off_t(bytes)) == 0 else { throw FormatError(.io, path: "spill file", "truncate failed") }
+        TemporaryFile.track(bytes - file.bytes)
+        file.bytes = bytes
     }
 }

@@ -1,5 +1,7 @@
+import CVectorMath
 import Foundation
 import SurgeonModel
+import Synchronization
 
 /// Element-wise and row-wise kernels of the forward pass, on row-major buffers.
 public enum Kernels {
@@ -7,16 +9,9 @@ public enum Kernels {
     /// With `offset` 1 the weights are Gemma's: out = x̂ · (1 + weight).
     public static func rmsNorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                                rows: Int, n: Int, eps: Float, offset: Float = 0) {
-        for r in 0..<rows {
-            let xr = x + r * n, or = out + r * n
-            var sum: Float = 0
-            for i in 0..<n { sum += xr[i] * xr[i] }
-            let scale = 1 / (sum / Float(n) + eps).squareRoot()
-            if offset == 0 {
-                for i in 0..<n { or[i] = weight[i] * (xr[i] * scale) }
-            } else {
-                for i in 0..<n { or[i] = (offset + weight[i]) * (xr[i] * scale) }
-            }
+        // Rows are independent, so they split over the threads (out may be x: row by row in place).
+        parallelChunks(rows, minimum: max(1, 16_384 / max(n, 1))) { range in
+            for r in range { vm_rms_norm(x + r * n, weight, out + r * n, n, eps, offset) }
         }
     }
 
@@ -101,12 +96,24 @@ public enum Kernels {
         }
     }
 
+    /// Runs `body(item, worker)` for items 0..<count on `threads` workers numbered from 0,
+    /// each taking the next item not yet taken, with OpenBLAS held to one thread meanwhile
+    /// so that the workers' own sgemm calls are what share the cores.
+    public static func parallelItems(_ count: Int, _ body: (_ item: Int, _ worker: Int) -> Void) {
+        let workers = min(threads, count)
+        if workers <= 1 { return (0..<count).forEach { body($0, 0) } }
+        let next = ItemCounter()
+        nonisolated(unsafe) let body = body
+        BLAS.singleThreaded {
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                while case let item = next.take(), item < count { body(item, worker) }
+            }
+        }
+    }
+
     /// Softmax over the first `length` entries of a row, in place (the rest are set to 0).
     public static func softmaxPrefix(_ row: UnsafeMutablePointer<Float>, length: Int, width: Int) {
-        let m = VectorMath.maximum(row, count: length)
-        let inv = 1 / VectorMath.exponentiate(row, count: length, shift: m)
-        for j in 0..<length { row[j] *= inv }
-        for j in length..<width { row[j] = 0 }
+        VectorMath.softmaxPrefix(row, length: length, width: width)
     }
 
     /// log Σ exp(row) over `n` entries, computed stably.
@@ -114,4 +121,10 @@ public enum Kernels {
         let m = VectorMath.maximum(row, count: n)
         return Double(m) + log(VectorMath.sumExp(row, count: n, shift: m))
     }
+}
+
+/// The shared "next item" of `Kernels.parallelItems`.
+private final class ItemCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    func take() -> Int { value.add(1, ordering: .relaxed).oldValue }
 }

@@ -15,7 +15,7 @@ public final class StreamingExecutor {
     public let head: LanguageModelHead
     /// The checkpoint's own layer count.
     public let layerCount: Int
-    /// Hidden states above this size spill to zstd-compressed temp files.
+    /// Hidden states above this size spill to temporary files.
     public var memoryBudget: Int
     /// Tokens per chunk inside a layer: bounds the activation buffers.
     public var chunkTokens: Int

@@ -12,7 +12,7 @@ import SurgeonModel
 ///
 /// - `sp` trains every b at once on the loss averaged over pairs; gradients flow back
 ///   through the frozen layers between them. The teacher's states at every a are computed
-///   once per window and spilled (zstd), as are the student's states entering the first b.
+///   once per window and spilled to disk, as are the student's states entering the first b.
 /// - `mp` trains one pair at a time, shallow to deep, each with its own rate. Teacher and
 ///   student advance in lockstep through streaming executors (as `Healer` does), so a
 ///   pair's step runs one layer forward and back: its input is the student's state after
@@ -33,7 +33,7 @@ public struct Distiller {
         public var saveEvery: Int?
         /// Recompute each layer's activations in the backward instead of keeping them (sp).
         public var recompute = false
-        /// Hidden states above this stay on disk (zstd spill files).
+        /// Hidden states above this stay on disk (spill files).
         public var memoryBudget = 0
         public init() {}
     }
