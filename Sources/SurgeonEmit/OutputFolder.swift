@@ -11,6 +11,8 @@ public final class OutputFolder {
     private let replace: Bool
     private var committed = false
     private let claim: OutputClaim
+    /// Names of the files made so far, flushed together by `commit()`.
+    private var names: [String] = []
 
     public init(path: String, replace: Bool) throws {
         let fm = FileManager.default
@@ -31,7 +33,8 @@ public final class OutputFolder {
 
     /// A new file inside the folder; call `commit()` on it when written.
     public func file(_ name: String) throws -> OutputFile {
-        try OutputFile(path: temporaryPath + "/" + name, claimed: false, reportedAs: path + "/" + name)
+        names.append(name)
+        return try OutputFile(path: temporaryPath + "/" + name, claimed: false, reportedAs: path + "/" + name)
     }
 
     public func write(_ name: String, _ data: Data) throws {
@@ -47,9 +50,14 @@ public final class OutputFolder {
         try write(name, data)
     }
 
-    /// Renames the finished folder into place (replacing an old one only when allowed).
+    /// Flushes the files and the folder to disk, then renames the folder into place
+    /// (replacing an old one only when allowed).
     public func commit() throws {
         let fm = FileManager.default
+        for name in Set(names).sorted() where FilePath.exists(temporaryPath + "/" + name) {
+            try OutputFile.flushToDisk(temporaryPath + "/" + name, reportedAs: path + "/" + name)
+        }
+        syncDirectory(temporaryPath)
         var old: String?
         if claim.outputExistedWhenClaimed || FilePath.exists(path) {
             guard replace else { throw FormatError(.io, path: path, "already exists (pass --force to replace it)") }

@@ -20,7 +20,8 @@ public final class OutputFile {
     private let reportedPath: String
 
     /// `claimed: false` for files inside an output folder's temporary folder, which the
-    /// folder's claim covers; `reportedAs` is where such a file will end up.
+    /// folder's claim covers and whose commit flushes them (`flushToDisk`) all at once;
+    /// `reportedAs` is where such a file will end up.
     public init(path: String, claimed: Bool = true, reportedAs: String? = nil) throws {
         self.path = path
         reportedPath = reportedAs ?? path
@@ -85,19 +86,38 @@ public final class OutputFile {
         }
     }
 
-    /// Flushes to disk, renames into place, and flushes the folder entry.
+    /// Flushes to disk, renames into place, and flushes the folder entry. A file inside an
+    /// output folder is only renamed: nothing of the folder is visible before its own
+    /// commit, which flushes the files and the folder once (7 fsyncs for an HF folder
+    /// instead of 11).
     public func commit() throws {
+        guard let claim else {
+            close(fd)
+            fd = -1
+            guard rename(temporaryPath, path) == 0 else {
+                throw FormatError(.io, path: reportedPath, "cannot rename into place: \(errnoText())")
+            }
+            committed = true
+            return
+        }
         guard fsync(fd) == 0 else { throw FormatError(.io, path: reportedPath, "fsync failed: \(errnoText())") }
         close(fd)
         fd = -1
-        if let claim {
-            try claim.moveIntoPlace(temporaryPath)
-        } else if rename(temporaryPath, path) != 0 {
-            throw FormatError(.io, path: reportedPath, "cannot rename into place: \(errnoText())")
-        }
+        try claim.moveIntoPlace(temporaryPath)
         committed = true
         syncDirectory(directoryOf(path))
-        claim?.release()
+        claim.release()
+    }
+
+    /// Flushes the file at `path` to disk; errors name `reportedPath`.
+    public static func flushToDisk(_ path: String, reportedAs reportedPath: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0, fsync(fd) == 0 else {
+            let problem = errnoText()
+            if fd >= 0 { close(fd) }
+            throw FormatError(.io, path: reportedPath, "fsync failed: \(problem)")
+        }
+        close(fd)
     }
 
     /// Closes and removes the temporary file.
@@ -107,7 +127,7 @@ public final class OutputFile {
     }
 }
 
-func syncDirectory(_ path: String) {
+public func syncDirectory(_ path: String) {
     let dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard dfd >= 0 else { return }
     fsync(dfd)

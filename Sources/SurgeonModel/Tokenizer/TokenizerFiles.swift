@@ -66,9 +66,18 @@ public enum TokenizerFiles {
     public static func checkTokenizerJSON(folder: String, embeddingRows: Int) throws {
         let path = folder + "/tokenizer.json"
         guard FilePath.exists(path) else { return }
-        let (json, model) = try tokenizerObject(path)
-        var ids = ((model["vocab"] as? [String: Any]) ?? [:]).values.compactMap { $0 as? Int }
-        ids += (json["added_tokens"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? Int }
+        // The strict parser, not Foundation's: only the ids are needed here, and every
+        // command on an HF folder pays for this check. On SmolLM2's 2 MB file Foundation's
+        // parse and the boxing into [String: Any] took 65 ms, the strict parser 25 ms.
+        guard let data = FilePath.contents(path) else {
+            throw FormatError(.io, path: path, FilePath.isRegularFile(path) ? "cannot read tokenizer.json" : "not a regular file")
+        }
+        guard let json = try? data.withUnsafeBytes({ try StrictJSONParser.parse($0) }), let model = json["model"]?.object else {
+            throw FormatError(.invalidHeader, path: path, "invalid tokenizer.json: not a JSON object with a model")
+        }
+        func integer(_ value: JSONValue?) -> Int? { if case .value(let v) = value?.integer { v } else { nil } }
+        var ids = (model.first { $0.key == "vocab" }?.value.object ?? []).compactMap { integer($0.value) }
+        ids += (json["added_tokens"]?.array ?? []).compactMap { integer($0["id"]) }
         try checkIds(ids, entries: Set(ids).count, embeddingRows: embeddingRows, path: path)
     }
 
