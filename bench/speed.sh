@@ -26,6 +26,7 @@ prune() {
 
 echo "| calibration | wall (s) | peak RSS (MB) | sgemm rate at that M | layer-forward FLOPs | FLOP-limit time (s) | limit / wall | official code (another run) |"
 echo "|---|---:|---:|---:|---:|---:|---:|---|"
+declare -A walls rsses ratios
 for spec in "3 512 54 s, 2.11 GB" "10 2048 ~15 min, 6.07 GB"; do
     read -r n len official <<< "$spec"
     m=$(( n * len < 4096 ? n * len : 4096 ))
@@ -34,8 +35,17 @@ for spec in "3 512 54 s, 2.11 GB" "10 2048 ~15 min, 6.07 GB"; do
     flops=$(awk '/^FLOPs:/ {print $2}' "$dir/c$n.err")
     wall=$(seconds "$dir/c$n.time")
     limit=$(awk -v f="$flops" -v r="$rate" 'BEGIN { printf "%.1f", f / r }')
-    echo "| $n × $len | $wall | $(rss "$dir/c$n.time") | $rate GFLOP/s (M=$m) | $(awk -v f="$flops" 'BEGIN { printf "%.2f T", f / 1000 }') | $limit | $(awk -v l="$limit" -v w="$wall" 'BEGIN { printf "%.2f", l / w }') | $official |"
+    walls[$n]=$wall; rsses[$n]=$(rss "$dir/c$n.time"); ratios[$n]=$(awk -v l="$limit" -v w="$wall" 'BEGIN { printf "%.2f", l / w }')
+    echo "| $n × $len | $wall | ${rsses[$n]} | $rate GFLOP/s (M=$m) | $(awk -v f="$flops" 'BEGIN { printf "%.2f T", f / 1000 }') | $limit | ${ratios[$n]} | $official |"
 done
+# The official code's figures (from the issue: another run on a 2-core box) against ours.
+echo
+awk -v w3="${walls[3]}" -v r3="${rsses[3]}" -v w10="${walls[10]}" -v r10="${rsses[10]}" -v q3="${ratios[3]}" -v q10="${ratios[10]}" 'BEGIN {
+    printf "Against the official CoMe code (its figures from another run on a 2-core box, not this one): 3 × 512 takes %s s and %s MB here against 54 s and 2.11 GB (%.2f× the time, %.2f× the memory); 10 × 2048 takes %s s and %s MB against about 15 min and 6.07 GB (%.2f×, %.2f×). Goal ≥ 0.8 of the FLOP limit: %s (%s and %s).\n",
+        w3, r3, w3 / 54, r3 / 2110, w10, r10, w10 / 900, r10 / 6070, (q3 >= 0.8 && q10 >= 0.8) ? "met" : "not met", q3, q10 }'
+share() { awk -v p="$2" '$0 ~ "^ *" p " " { print $(NF) }' "$dir/c$1.err"; }
+echo
+echo "Shares of the wall time at 10 × 2048 (from the profile below): projections $(share 10 'projections \\(sgemm\\)'), attention $(share 10 attention), statistics $(share 10 statistics), spill I/O $(share 10 'spill I/O'), everything else $(share 10 'everything else')."
 for n in 3 10; do
     echo
     echo "Where the time went at $( [ $n = 3 ] && echo "3 × 512" || echo "10 × 2048") (\`--profile\`; $(grep -o '([0-9]* layer forwards' "$dir/c$n.out" | tr -d '(')):"

@@ -208,13 +208,11 @@ struct DistillCommand: ParsableCommand {
         var writer = SurgeryWriter(checkpoint: inputs.student, stack: stack, format: out.format, dtype: out.dtype)
         writer.methodName = inputs.manifest.method.name
         writer.ggufSummary = record.ggufSummary
-        let bar = ProgressBar(label: "write")
-        try writer.write(to: path, replace: replace, progress: bar.update) { [record, out] hashes, files in
+        try writer.writeShowingProgress(to: path, replace: replace) { [record, out] hashes, files in
             var m = record
             m.output = SurgeryManifest.Output(format: out.format.rawValue, layers: stack.count, files: files, tensors: hashes)
             return m
         }
-        bar.finish()
     }
 
     /// The training windows, refusing the wikitext-2 test split.

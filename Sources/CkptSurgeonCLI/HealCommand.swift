@@ -77,13 +77,11 @@ struct HealCommand: ParsableCommand {
         var writer = SurgeryWriter(checkpoint: studentModel, stack: stack, format: out.format, dtype: out.dtype)
         writer.methodName = manifest.method.name
         writer.ggufSummary = record.ggufSummary
-        let bar = ProgressBar(label: "write")
-        try writer.write(to: out.output, replace: out.force, progress: bar.update) { [record, out] hashes, files in
+        try writer.writeShowingProgress(to: out.output, replace: out.force) { [record, out] hashes, files in
             var m = record
             m.output = SurgeryManifest.Output(format: out.format.rawValue, layers: stack.count, files: files, tensors: hashes)
             return m
         }
-        bar.finish()
         print("healed \(healing.refits.count) layers of \(student) → \(out.output): \(RefitOptions.summary(healing.refits))")
     }
 }

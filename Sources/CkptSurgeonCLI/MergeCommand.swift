@@ -137,13 +137,11 @@ func writeSurgery(checkpoint: Checkpoint, pruner: LayerPruner, calibration: Cali
     writer.methodName = method.name
     writer.ggufSummary = SurgeryManifest.ggufSummary(method: method.name, sourceLayers: checkpoint.config.numHiddenLayers,
                                                      layers: SurgeryManifest.provenance(stack).0, healing: healing)
-    let bar = ProgressBar(label: "write")
-    try writer.write(to: path, replace: replace, progress: bar.update) { hashes, files in
+    try writer.writeShowingProgress(to: path, replace: replace) { hashes, files in
         try SurgeryManifest.make(toolVersion: CkptSurgeon.version, command: CommandLine.arguments, checkpoint: checkpoint,
                                  calibration: calibration?.record, method: method, steps: pruner.steps,
                                  stack: stack, format: format, hashes: hashes, files: files, healing: healing)
     }
-    bar.finish()
 }
 
 extension ConcatenationMerge.NormRule: ExpressibleByArgument {}

@@ -1,4 +1,5 @@
 import Foundation
+import SurgeonCompute
 import SurgeonEmit
 import SurgeonModel
 
@@ -86,4 +87,14 @@ func checkTemporaryFileSpace(_ bytes: Int, for work: String) throws {
     guard let free = freeSpace(near: TemporaryFile.directory), free < bytes else { return }
     throw InputError("\(work) parks up to \(ByteSize.format(bytes)) of temporary files in \(TemporaryFile.directory) "
                      + "($TMPDIR); only \(ByteSize.format(free)) is free there")
+}
+
+extension SurgeryWriter {
+    /// `write` with a progress bar on stderr, timed as `--profile`'s "writing the output".
+    func writeShowingProgress(to path: String, replace: Bool,
+                              manifest: @escaping ([String: String], [String]) throws -> SurgeryManifest) throws {
+        let bar = ProgressBar(label: "write")
+        try Profile.measure(.write) { try write(to: path, replace: replace, progress: bar.update, manifest: manifest) }
+        bar.finish()
+    }
 }

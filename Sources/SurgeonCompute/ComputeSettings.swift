@@ -50,8 +50,14 @@ public enum Profile {
         case attention
         /// The observers of the forwards (calibration statistics, healing's Gram sums).
         case statistics
-        /// Spilled hidden states compressed, written, read and decompressed.
+        /// Spilled hidden states written and read back.
         case spill
+        /// Layer merges (surgery), with parking the merged layer on disk.
+        case merge
+        /// Healing's least-squares solves.
+        case refit
+        /// Writing the output model.
+        case write
 
         public var label: String {
             switch self {
@@ -62,6 +68,9 @@ public enum Profile {
             case .attention: "attention"
             case .statistics: "statistics"
             case .spill: "spill I/O"
+            case .merge: "merges"
+            case .refit: "refits (solves)"
+            case .write: "writing the output"
             }
         }
     }
@@ -114,8 +123,9 @@ public enum Profile {
         line("  norms, RoPE, activations", t[.forward] - t[.projections] - t[.attention] - t[.statistics])
         line(Phase.decode.label + (ComputeSettings.prefetch ? " (background)" : ""), t[.decode])
         line(Phase.decodeWait.label, t[.decodeWait])
-        line(Phase.spill.label, t[.spill])
-        let accounted = t[.forward] + t[.spill] + (ComputeSettings.prefetch ? t[.decodeWait] : t[.decode])
+        for phase in [Phase.spill, .merge, .refit, .write] { line(phase.label, t[phase]) }
+        let accounted = t[.forward] + t[.spill] + t[.merge] + t[.refit] + t[.write]
+            + (ComputeSettings.prefetch ? t[.decodeWait] : t[.decode])
         line("everything else", wall - accounted)
         line("wall", wall)
         let flops = t.projectionFlops + t.attentionFlops

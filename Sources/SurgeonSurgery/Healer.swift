@@ -143,7 +143,7 @@ public struct Healer {
         }
         let solution: RidgeRegression.Solution
         do {
-            solution = try fit.solve(ridge: options.ridge)
+            solution = try Profile.measure(.refit) { try fit.solve(ridge: options.ridge) }
         } catch let failure as RidgeRegression.Failure {
             throw SurgeryError.healing("layer \(b): \(failure)")
         }

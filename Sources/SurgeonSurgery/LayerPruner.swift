@@ -99,16 +99,18 @@ public final class LayerPruner {
                       candidates: [RatioCandidate]? = nil) throws -> MergeStep {
         let bi = Array(stats.bi[window])
         let ratios = chosen ?? options.ratios ?? RetentionRatios.adjusted(bi: bi, p: options.p, rho: options.rho)
-        let layers = try window.map { try stack.weights($0, checkpoint: checkpoint) }
-        let (merged, kept) = ConcatenationMerge.merge(
-            layers, ratios: ratios, ffnScores: Array(stats.ffnSensitivity[window]),
-            kvGroupScores: Array(stats.kvGroupScore[window]), config: checkpoint.config, norms: options.norms)
-        let sbi = window.count == stats.windowSize && window.lowerBound < stats.sbi.count ? stats.sbi[window.lowerBound] : .nan
-        let step = MergeStep(windowCurrent: Array(window), windowOriginal: window.map { Array(stack.originals($0)) },
-                             sbi: sbi, bi: bi, ratios: ratios, kept: kept, mergedIndex: window.lowerBound,
-                             candidates: candidates)
-        try apply(step, merged: merged)
-        return step
+        return try Profile.measure(.merge) {
+            let layers = try window.map { try stack.weights($0, checkpoint: checkpoint) }
+            let (merged, kept) = ConcatenationMerge.merge(
+                layers, ratios: ratios, ffnScores: Array(stats.ffnSensitivity[window]),
+                kvGroupScores: Array(stats.kvGroupScore[window]), config: checkpoint.config, norms: options.norms)
+            let sbi = window.count == stats.windowSize && window.lowerBound < stats.sbi.count ? stats.sbi[window.lowerBound] : .nan
+            let step = MergeStep(windowCurrent: Array(window), windowOriginal: window.map { Array(stack.originals($0)) },
+                                 sbi: sbi, bi: bi, ratios: ratios, kept: kept, mergedIndex: window.lowerBound,
+                                 candidates: candidates)
+            try apply(step, merged: merged)
+            return step
+        }
     }
 
     private func apply(_ step: MergeStep, merged: DecoderLayerWeights) throws {
