@@ -132,8 +132,9 @@ public enum DecoderLayer {
         let started = Profile.now()
         defer { Profile.add(.forward, since: started) }
         let rows = lengths.reduce(0, +), longest = lengths.max() ?? 0, pastCount = past?.count ?? 0
-        ws.reserve(rows: rows, shape: s,
-                   scoreCount: Kernels.threads * min(longest, causalBlock) * (pastCount + longest))
+        // Each attention worker scores one block of up to `causalBlock` rows at a time.
+        let scoreStride = min(longest, causalBlock) * (pastCount + longest)
+        ws.reserve(rows: rows, shape: s, scoreCount: Kernels.threads * scoreStride)
         let n = ws.normed.pointer, q = ws.q.pointer, k = ws.k.pointer, v = ws.v.pointer
         let attention = ws.attention.pointer
         let gate = ws.gate.pointer, up = ws.up.pointer
@@ -178,7 +179,7 @@ public enum DecoderLayer {
             Profile.measure(.attention) {
                 causalAttention(q: q + first * s.qWidth, keys: keys, values: values, out: attention + first * s.qWidth,
                                 queries: t, past: pastCount, shape: s, window: s.window(layer: w.sourceLayer ?? layer),
-                                scores: ws.scores.pointer, scoreStride: min(longest, causalBlock) * (pastCount + longest))
+                                scores: ws.scores.pointer, scoreStride: scoreStride)
             }
             first += t
         }
