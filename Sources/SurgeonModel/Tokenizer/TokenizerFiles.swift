@@ -69,14 +69,13 @@ public enum TokenizerFiles {
         // The strict parser, not Foundation's: only the ids are needed here, and every
         // command on an HF folder pays for this check. On SmolLM2's 2 MB file Foundation's
         // parse and the boxing into [String: Any] took 65 ms, the strict parser 25 ms.
-        guard let data = FilePath.contents(path) else {
-            throw FormatError(.io, path: path, FilePath.isRegularFile(path) ? "cannot read tokenizer.json" : "not a regular file")
-        }
-        guard let json = try? data.withUnsafeBytes({ try StrictJSONParser.parse($0) }), let model = json["model"]?.object else {
+        let data = try tokenizerData(path)
+        guard let json = try? data.withUnsafeBytes({ try StrictJSONParser.parse($0) }), let model = json["model"],
+              model.object != nil else {
             throw FormatError(.invalidHeader, path: path, "invalid tokenizer.json: not a JSON object with a model")
         }
         func integer(_ value: JSONValue?) -> Int? { if case .value(let v) = value?.integer { v } else { nil } }
-        var ids = (model.first { $0.key == "vocab" }?.value.object ?? []).compactMap { integer($0.value) }
+        var ids = (model["vocab"]?.object ?? []).compactMap { integer($0.value) }
         ids += (json["added_tokens"]?.array ?? []).compactMap { integer($0["id"]) }
         try checkIds(ids, entries: Set(ids).count, embeddingRows: embeddingRows, path: path)
     }
@@ -91,10 +90,15 @@ public enum TokenizerFiles {
         }
     }
 
-    private static func tokenizerObject(_ path: String) throws -> (json: [String: Any], model: [String: Any]) {
+    private static func tokenizerData(_ path: String) throws -> Data {
         guard let data = FilePath.contents(path) else {
             throw FormatError(.io, path: path, FilePath.isRegularFile(path) ? "cannot read tokenizer.json" : "not a regular file")
         }
+        return data
+    }
+
+    private static func tokenizerObject(_ path: String) throws -> (json: [String: Any], model: [String: Any]) {
+        let data = try tokenizerData(path)
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let model = json["model"] as? [String: Any] else {
             throw FormatError(.invalidHeader, path: path, "invalid tokenizer.json: not a JSON object with a model")
