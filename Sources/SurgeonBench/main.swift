@@ -20,6 +20,9 @@ func seconds(_ body: () -> Void) -> Double {
     return Date().timeIntervalSince(t)
 }
 
+/// (query, key) pairs a causal sequence of `length` tokens attends over: 1 + 2 + … + length.
+func causalPairs(_ length: Int) -> Int { length * (length + 1) / 2 }
+
 func bestOf(_ n: Int, _ body: () -> Void) -> Double {
     (0..<n).map { _ in seconds(body) }.min()!
 }
@@ -68,12 +71,8 @@ case "layer":
     x[0] = 0
     let tokens = Double(sequences * length)
     let projection = 2.0 * tokens * Double(s.hidden * (s.qWidth * 2 + s.kvWidth * 2) + 3 * s.hidden * s.intermediate)
-    // Attention as computed: each block of query rows scores the keys up to its last row,
-    // then multiplies those scores by V, for every head.
-    let scored = stride(from: 0, to: length, by: DecoderLayer.causalBlock).reduce(0) { total, first in
-        let rows = min(DecoderLayer.causalBlock, length - first)
-        return total + rows * (first + rows)
-    }
+    // QKᵀ and PV over the causal triangle, for every head (what --profile counts).
+    let scored = causalPairs(length)
     let attention = 2.0 * 2.0 * Double(sequences) * Double(scored) * Double(s.headDim * s.heads)
     print(String(format: "layer forward %.1f GFLOP/s (%.1f ms for %d × %d tokens; projections %.0f%% of the FLOPs)",
                  (projection + attention) / t / 1e9, t * 1000, sequences, length, 100 * projection / (projection + attention)))
@@ -132,10 +131,7 @@ case "train":
     let trained = bestOf(3) { step(trains: true) }, frozen = bestOf(3) { step(trains: false) }
     let tokens = Double(length)
     let projection = 2.0 * tokens * Double(s.hidden * (s.qWidth * 2 + s.kvWidth * 2) + 3 * s.hidden * s.intermediate)
-    let scored = stride(from: 0, to: length, by: DecoderLayer.causalBlock).reduce(0) { total, first in
-        let rows = min(DecoderLayer.causalBlock, length - first)
-        return total + rows * (first + rows)
-    }
+    let scored = causalPairs(length)
     // Forward: QKᵀ and PV. Backward: the scores again, then dP, dV, dQ and dK.
     let attention = 2.0 * Double(scored) * Double(s.headDim * s.heads)
     let trainFlops = 3 * projection + 7 * attention, frozenFlops = 2 * projection + 7 * attention

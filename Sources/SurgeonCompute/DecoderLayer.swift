@@ -1,3 +1,4 @@
+import CVectorMath
 import SurgeonModel
 
 /// The shapes a decoder layer's forward pass needs, from the config.
@@ -66,6 +67,7 @@ public final class LayerWorkspace {
     let normed = ScratchBuffer(), q = ScratchBuffer(), k = ScratchBuffer(), v = ScratchBuffer()
     let attention = ScratchBuffer(), gate = ScratchBuffer(), up = ScratchBuffer()
     let scores = ScratchBuffer(), input = ScratchBuffer(), residual = ScratchBuffer()
+    let keyPanels = ScratchBuffer()
 
     public init() {}
 
@@ -179,7 +181,7 @@ public enum DecoderLayer {
             Profile.measure(.attention) {
                 causalAttention(q: q + first * s.qWidth, keys: keys, values: values, out: attention + first * s.qWidth,
                                 queries: t, past: pastCount, shape: s, window: s.window(layer: w.sourceLayer ?? layer),
-                                scores: ws.scores.pointer, scoreStride: scoreStride)
+                                scores: ws.scores.pointer, scoreStride: scoreStride, packing: ws.keyPanels)
             }
             first += t
         }
@@ -256,53 +258,44 @@ public enum DecoderLayer {
         w[bias]?.withUnsafeBufferPointer { Kernels.addBias(residual, $0.baseAddress!, rows: rows, n: n) }
     }
 
-    /// Query rows per block of causal attention. A block scores the keys before it in one
-    /// sgemm and its own diagonal square in strips of `diagonalStrip` rows, each up to its
-    /// last row, so of the masked upper triangle only a band of half a strip is computed.
+    /// Query rows per block of causal attention: one (head, block) pair is one thread's item.
     public static let causalBlock = 128
-    static let diagonalStrip = 32
 
     /// Causal GQA attention for one sequence of `queries` tokens after `past` cached
     /// positions: query i sees keys 0...past + i (the last `window` of them when windowed),
     /// and query head h reads KV head h / G.
     ///
     /// The (head, block) pairs are independent, so they run side by side, one per thread,
-    /// each with single-threaded sgemm calls and its own `scoreStride` floats of `scores`:
-    /// at head_dim 64 one pair's products are too small for OpenBLAS to split well. Each
-    /// pair's arithmetic is the same whichever thread takes it, so the result does not
-    /// depend on the thread count.
+    /// each with its own `scoreStride` floats of `scores`. A pair's arithmetic is the same
+    /// whichever thread takes it, so the result does not depend on the thread count.
     static func causalAttention(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
                                 out: UnsafeMutablePointer<Float>, queries t: Int, past p: Int, shape s: LayerShape,
-                                window: Int? = nil, scores: UnsafeMutablePointer<Float>, scoreStride: Int) {
+                                window: Int? = nil, scores: UnsafeMutablePointer<Float>, scoreStride: Int,
+                                packing buffer: ScratchBuffer) {
+        let panels = KeyPanels(keys: k, count: p + t, queries: t, shape: s, into: buffer)
         let blocks = (t + causalBlock - 1) / causalBlock
         // Latest blocks first: they see the most keys, so the pairs left for last are the cheap ones.
         Kernels.parallelItems(s.heads * blocks) { item, worker in
             let h = item % s.heads, first = (blocks - 1 - item / s.heads) * causalBlock
-            attentionBlock(q: q, keys: k, values: v, out: out, head: h, first: first, rows: min(causalBlock, t - first),
-                           past: p, shape: s, window: window, scores: scores + worker * scoreStride)
+            attentionBlock(q: q, keys: k, panels: panels, values: v, out: out, head: h, first: first,
+                           rows: min(causalBlock, t - first), past: p, shape: s, window: window,
+                           scores: scores + worker * scoreStride)
         }
         let visible = (0..<t).reduce(0) { $0 + min(p + $1 + 1, window ?? Int.max) }
         Profile.count(attention: 4 * Double(s.heads * s.headDim * visible))
     }
 
     /// Head `h`'s attention for the `rows` queries from `first`: their weights, then
-    /// out = weights · V over the same two parts, the keys before the block and then each
-    /// strip's own.
-    static func attentionBlock(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
-                               out: UnsafeMutablePointer<Float>, head h: Int, first: Int, rows: Int, past p: Int,
-                               shape s: LayerShape, window: Int?, scores: UnsafeMutablePointer<Float>) {
-        let kv = h / s.groupSize, before = p + first, keys = before + rows
-        attentionWeights(q: q + first * s.qWidth + h * s.headDim, keys: k + kv * s.headDim, into: scores,
-                         rows: rows, past: before, shape: s, window: window, rowsInParallel: false)
-        let o = out + first * s.qWidth + h * s.headDim, values = v + kv * s.headDim
-        if before > 0 {
-            BLAS.matmul(scores, values, o, m: rows, n: s.headDim, k: before, lda: keys, ldb: s.kvWidth, ldc: s.qWidth)
-        }
-        for a in stride(from: 0, to: rows, by: diagonalStrip) {
-            let strip = min(diagonalStrip, rows - a)
-            BLAS.matmul(scores + a * keys + before, values + before * s.kvWidth, o + a * s.qWidth, m: strip,
-                        n: s.headDim, k: a + strip, lda: keys, ldb: s.kvWidth, ldc: s.qWidth, beta: before > 0 ? 1 : 0)
-        }
+    /// out = weights · V (the masked weights are 0, so the product can run past them).
+    static func attentionBlock(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, panels: KeyPanels?,
+                               values v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, head h: Int, first: Int,
+                               rows: Int, past p: Int, shape s: LayerShape, window: Int?, scores: UnsafeMutablePointer<Float>) {
+        let kv = h / s.groupSize, before = p + first
+        attentionWeights(q: q + first * s.qWidth + h * s.headDim, keys: k + kv * s.headDim,
+                         panels: panels?.head(kv), into: scores, rows: rows, past: before, shape: s,
+                         window: window, rowsInParallel: false)
+        vm_attention_values(scores, before + rows, v + kv * s.headDim, s.kvWidth, out + first * s.qWidth + h * s.headDim,
+                            s.qWidth, rows, before, s.headDim)
     }
 
     /// One head's attention weights for `rows` queries whose first sees keys 0...past:
@@ -311,18 +304,14 @@ public enum DecoderLayer {
     /// when given, receives the capped scores before the softmax (the soft-cap's backward
     /// needs them). The softmax rows are split over the threads unless the caller is
     /// itself one of several threads (`rowsInParallel` false).
-    static func attentionWeights(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, into scores: UnsafeMutablePointer<Float>,
-                                 rows: Int, past p: Int, shape s: LayerShape, window: Int?,
-                                 capped: UnsafeMutablePointer<Float>? = nil, rowsInParallel: Bool = true) {
+    static func attentionWeights(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, panels: UnsafePointer<Float>?,
+                                 into scores: UnsafeMutablePointer<Float>, rows: Int, past p: Int, shape s: LayerShape,
+                                 window: Int?, capped: UnsafeMutablePointer<Float>? = nil, rowsInParallel: Bool = true) {
         let keys = p + rows
-        if p > 0 {
-            BLAS.matmulTransposed(q, k, scores, m: rows, n: p, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys,
-                                  alpha: s.attentionScale)
-        }
-        for a in stride(from: 0, to: rows, by: diagonalStrip) {
-            let strip = min(diagonalStrip, rows - a)
-            BLAS.matmulTransposed(q + a * s.qWidth, k + p * s.kvWidth, scores + a * keys + p, m: strip, n: a + strip,
-                                  k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys, alpha: s.attentionScale)
+        if let panels {
+            vm_attention_scores(q, s.qWidth, panels, scores, keys, rows, p, s.headDim, s.attentionScale)
+        } else {
+            scoresBySgemm(q: q, keys: k, into: scores, rows: rows, past: p, shape: s)
         }
         Kernels.parallelChunks(rows, minimum: rowsInParallel ? 32 : rows + 1) { chunk in
             for i in chunk {
@@ -339,4 +328,46 @@ public enum DecoderLayer {
             }
         }
     }
+
+    /// The scores of a few queries (a generation step) with two sgemm calls, where
+    /// packing every cached key would cost more than it saves: the keys before the
+    /// block, then its own diagonal square in strips of `diagonalStrip` rows, each up to
+    /// its last row.
+    static func scoresBySgemm(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, into scores: UnsafeMutablePointer<Float>,
+                              rows: Int, past p: Int, shape s: LayerShape) {
+        let keys = p + rows
+        if p > 0 {
+            BLAS.matmulTransposed(q, k, scores, m: rows, n: p, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys,
+                                  alpha: s.attentionScale)
+        }
+        for a in stride(from: 0, to: rows, by: diagonalStrip) {
+            let strip = min(diagonalStrip, rows - a)
+            BLAS.matmulTransposed(q + a * s.qWidth, k + p * s.kvWidth, scores + a * keys + p, m: strip, n: a + strip,
+                                  k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys, alpha: s.attentionScale)
+        }
+    }
+    static let diagonalStrip = 32
+}
+
+/// One sequence's keys per KV head in the panels `vm_attention_scores` reads (16 keys
+/// transposed per panel). Made for `minimumQueries` queries or more, where packing costs
+/// one pass over the keys against 2 · queries · G passes of arithmetic.
+struct KeyPanels {
+    static let minimumQueries = 16
+    private let base: UnsafeMutablePointer<Float>, headStride: Int
+
+    /// nil below `minimumQueries` queries: the scores then come from sgemm on the keys as they are.
+    init?(keys k: UnsafePointer<Float>, count: Int, queries: Int, shape s: LayerShape, into buffer: ScratchBuffer) {
+        guard queries >= Self.minimumQueries else { return nil }
+        let hd = s.headDim, headStride = (count + 15) / 16 * 16 * hd
+        buffer.reserve(s.kvHeads * headStride)
+        let base = buffer.pointer
+        Kernels.parallelItems(s.kvHeads) { kv, _ in
+            vm_pack_key_panels(k + kv * hd, s.kvWidth, base + kv * headStride, count, hd)
+        }
+        (self.base, self.headStride) = (base, headStride)
+    }
+
+    /// KV head `kv`'s panels.
+    func head(_ kv: Int) -> UnsafePointer<Float> { UnsafePointer(base + kv * headStride) }
 }

@@ -41,6 +41,7 @@ public final class BackwardWorkspace {
     let dq = ScratchBuffer(), dk = ScratchBuffer(), dv = ScratchBuffer(), dAttention = ScratchBuffer()
     let activated = ScratchBuffer(), dGate = ScratchBuffer(), dUp = ScratchBuffer()
     let weights = ScratchBuffer(), dWeights = ScratchBuffer(), capped = ScratchBuffer()
+    let keyPanels = ScratchBuffer()
 
     public init() {}
 
@@ -221,13 +222,15 @@ extension DecoderLayer {
         let p = ws.weights.pointer, dp = ws.dWeights.pointer
         let capped = s.attentionSoftcap == nil ? nil : ws.capped.pointer
         let hd = s.headDim
+        // The forward's scores, to the bit: the same kernel for as many queries.
+        let panels = KeyPanels(keys: k, count: t, queries: t, shape: s, into: ws.keyPanels)
         for h in 0..<s.heads {
             let kv = h / s.groupSize, qh = q + h * hd, kh = k + kv * hd, vh = v + kv * hd
             for first in stride(from: 0, to: t, by: causalBlock) {
                 let rows = min(causalBlock, t - first), keys = first + rows
                 let qRows = qh + first * s.qWidth, dORows = dOut + first * s.qWidth + h * hd
-                attentionWeights(q: qRows, keys: kh, into: p, rows: rows, past: first, shape: s, window: window,
-                                 capped: capped)
+                attentionWeights(q: qRows, keys: kh, panels: panels?.head(kv), into: p, rows: rows, past: first,
+                                 shape: s, window: window, capped: capped)
                 BLAS.matmulTransposedA(p, dORows, dv + kv * hd, m: keys, n: hd, k: rows, lda: keys, ldb: s.qWidth,
                                        ldc: s.kvWidth, beta: 1)
                 BLAS.matmulTransposed(dORows, vh, dp, m: rows, n: keys, k: hd, lda: s.qWidth, ldb: s.kvWidth, ldc: keys)

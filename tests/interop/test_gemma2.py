@@ -95,9 +95,12 @@ def test_gemma2_export_gives_llama_cpp_our_logits(gemma2, tmp_path):
     err = np.abs(theirs - with_table).max() / scale
     ours_err = np.abs(theirs - ours).max() / scale
     print(f"gemma2: max |llama.cpp - ref(f16 GELU)| / max|logit| = {err:.2e}; vs ours {ours_err:.2e}")
-    # Measured 9.5e-6 here; an input within f32 rounding of an f16 rounding boundary can
-    # pick the neighbouring table entry, hence the margin.
-    assert err <= 2e-5, err
+    # An input within f32 rounding of an f16 rounding boundary can pick the neighbouring
+    # table entry, and where those inputs fall depends on ggml's summation order, which
+    # differs between its AVX-512 and AVX2 kernels: measured 9.5e-6 on AVX-512 machines and
+    # 3.6e-5 on an AVX2 EPYC. The bound keeps a margin over both and stays 10× below the
+    # distance to ours (the exact GELU, 1.1e-3).
+    assert err <= 1e-4, err
     assert ours_err <= 5e-3, ours_err
     back = our_logits(gguf, ids, "streaming", tmp_path)
     assert np.abs(back - ours).max() <= 1e-5 * scale

@@ -1,10 +1,12 @@
-"""The exp-heavy kernels of CVectorMath: one build per instruction set, the same bits.
+"""The kernels of CVectorMath: one build per instruction set, the same bits.
 
-vector_math.c is compiled into the tool once per instruction set (AVX-512, AVX2,
-baseline x86-64) and the loader picks one. Here a small harness is built three times with
-one instruction set each and run on the same inputs: every build this CPU can run must
-give byte-identical outputs, and those outputs must match numpy's f64 arithmetic (exp to
-3e-7 relative, the softmax, RMSNorm and SiLU·up to f32 rounding).
+vector_math.c (exp and the loops built on it) is compiled into the tool once per
+instruction set (AVX-512, AVX2, baseline x86-64) and the loader picks one;
+attention_kernels.c (the scores and the weighted values of causal attention) has one
+register tile per instruction set and picks one at run time. Here a small harness is
+built three times with one instruction set each and run on the same inputs: every build
+this CPU can run must give byte-identical outputs, and those outputs must match numpy's
+f64 arithmetic (exp to 3e-7 relative, the rest to f32 rounding).
 """
 import subprocess
 from pathlib import Path
@@ -21,6 +23,34 @@ HARNESS = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include "vector_math.h"
+#include "attention_kernels.h"
+
+/* Attention cases after the vector ones: per case rows, before, depth, width, ldq and ldk,
+   then q[rows × ldq], k and v[(before + rows) × ldk] and weights p[rows × (before + rows)]
+   (0 past each row's prefix); out: the scores (0 past the prefix) and p·v, [rows × (before + rows)] and
+   [rows × width]. */
+static int attention_cases(void) {
+    long h[6];
+    while (fread(h, sizeof *h, 6, stdin) == 6) {
+        long rows = h[0], before = h[1], depth = h[2], width = h[3], ldq = h[4], ldk = h[5];
+        long keys = before + rows, panels = (keys + 15) / 16 * 16;
+        float *q = malloc(rows * ldq * 4), *k = malloc(keys * ldk * 4), *v = malloc(keys * ldk * 4);
+        float *p = malloc(rows * keys * 4), *kt = malloc(depth * panels * 4);
+        float *scores = calloc(rows * keys, 4), *out = calloc(rows * width, 4);
+        if (fread(q, 4, rows * ldq, stdin) != (size_t)(rows * ldq) || fread(k, 4, keys * ldk, stdin) != (size_t)(keys * ldk)
+            || fread(v, 4, keys * ldk, stdin) != (size_t)(keys * ldk) || fread(p, 4, rows * keys, stdin) != (size_t)(rows * keys))
+            return 1;
+        vm_pack_key_panels(k, ldk, kt, keys, depth);
+        vm_attention_scores(q, ldq, kt, scores, keys, rows, before, depth, 0.125f);
+        vm_attention_values(p, keys, v, ldk, out, width, rows, before, width);
+        for (long i = 0; i < rows; i++)  /* past the prefix the tiles may differ; the softmax zeroes it */
+            for (long j = before + i + 1; j < keys; j++) scores[i * keys + j] = 0;
+        fwrite(scores, 4, rows * keys, stdout);
+        fwrite(out, 4, rows * width, stdout);
+        free(q); free(k); free(v); free(p); free(kt); free(scores); free(out);
+    }
+    return 0;
+}
 
 /* Reads n and n floats from stdin, writes each kernel's outputs on each prefix length. */
 int main(int argc, char **argv) {
@@ -45,11 +75,19 @@ int main(int argc, char **argv) {
         vm_silu_mul(y, w, len);
         fwrite(y, sizeof *y, len, stdout);
     }
-    return 0;
+    return attention_cases();
 }
 """
 
-BUILDS = {"avx512f": '__attribute__((target("avx512f")))', "avx2": '__attribute__((target("avx2")))', "baseline": ""}
+# name: (the CPU flags it needs, vector_math.c's CLONES, attention_kernels.c's ATTENTION_ISA)
+BUILDS = {"avx512f": ({"avx512f"}, '__attribute__((target("avx512f")))', 2),
+          "avx2": ({"avx2", "fma"}, '__attribute__((target("avx2")))', 1),
+          "baseline": (set(), "", 0)}
+# (rows, before, depth, width, ldq, ldk): one query and long prefixes, blocks that fill no
+# register tile, head_dim 64, 96 and 80, one with a tail past the last 16 columns (72).
+ATTENTION_CASES = [(1, 0, 64, 64, 64, 64), (1, 300, 64, 64, 576, 192), (5, 0, 64, 64, 64, 64),
+                   (37, 45, 64, 64, 576, 192), (128, 300, 64, 64, 576, 192), (13, 7, 96, 96, 96, 96),
+                   (9, 3, 80, 80, 160, 80), (7, 2, 72, 72, 72, 72)]
 
 
 def cpu_flags():
@@ -64,12 +102,13 @@ def builds(tmp_path_factory):
     work = tmp_path_factory.mktemp("vector_math")
     (work / "harness.c").write_text(HARNESS)
     flags, built = cpu_flags(), {}
-    for name, attribute in BUILDS.items():
-        if name != "baseline" and name not in flags:
+    for name, (needs, attribute, isa) in BUILDS.items():
+        if not needs <= flags:
             continue
         out = work / name
-        subprocess.run(["clang", "-O2", "-march=x86-64", f"-DCLONES={attribute}", f"-I{SOURCE / 'include'}",
-                        str(work / "harness.c"), str(SOURCE / "vector_math.c"), "-lm", "-o", str(out)], check=True)
+        subprocess.run(["clang", "-O2", "-march=x86-64", f"-DCLONES={attribute}", f"-DATTENTION_ISA={isa}",
+                        f"-I{SOURCE / 'include'}", str(work / "harness.c"), str(SOURCE / "vector_math.c"),
+                        str(SOURCE / "attention_kernels.c"), "-lm", "-o", str(out)], check=True)
         built[name] = out
     return built
 
@@ -83,8 +122,20 @@ def inputs():
     return x, w
 
 
+def attention_inputs():
+    rng = np.random.default_rng(11)
+    for rows, before, depth, width, ldq, ldk in ATTENTION_CASES:
+        keys = before + rows
+        q, k, v = (rng.standard_normal(shape).astype(np.float32) for shape in [(rows, ldq), (keys, ldk), (keys, ldk)])
+        p = rng.random((rows, keys)).astype(np.float32)
+        p[np.arange(keys)[None, :] > before + np.arange(rows)[:, None]] = 0
+        yield (rows, before, depth, width, ldq, ldk), q, k, v, p
+
+
 def run(binary, x, w):
     payload = np.int64(len(x)).tobytes() + x.tobytes() + w.tobytes()
+    for header, *arrays in attention_inputs():
+        payload += np.array(header, dtype=np.int64).tobytes() + b"".join(a.tobytes() for a in arrays)
     return subprocess.run([str(binary), *map(str, LENGTHS)], input=payload, capture_output=True, check=True).stdout
 
 
@@ -121,4 +172,15 @@ def test_kernels_match_numpy(builds):
         assert np.allclose(take(np.float32, n), rms, rtol=1e-5, atol=1e-6), n
         silu = v / (1 + np.exp(-v)) * w[:n]
         assert np.allclose(take(np.float32, n), silu, rtol=1e-5, atol=1e-6), n
+    for (rows, before, depth, width, _, _), q, k, v, p in attention_inputs():
+        keys = before + rows
+        scores = take(np.float32, rows * keys).reshape(rows, keys)
+        q64, k64 = q[:, :depth].astype(np.float64), k[:, :depth].astype(np.float64)
+        exact, bound = 0.125 * q64 @ k64.T, 0.125 * np.abs(q64) @ np.abs(k64).T
+        visible = np.arange(keys)[None, :] <= before + np.arange(rows)[:, None]
+        assert np.all(np.abs(scores - exact)[visible] <= 1e-6 * bound[visible]), (rows, before, depth)
+        values = take(np.float32, rows * width).reshape(rows, width)
+        v64 = v[:, :width].astype(np.float64)
+        exact, bound = p.astype(np.float64) @ v64, p.astype(np.float64) @ np.abs(v64)
+        assert np.all(np.abs(values - exact) <= 1e-6 * bound + 1e-30), (rows, before, width)
     assert at == len(out)
