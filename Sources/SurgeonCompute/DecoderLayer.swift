@@ -329,10 +329,9 @@ public enum DecoderLayer {
         }
     }
 
-    /// The scores of a few queries (a generation step) with two sgemm calls, where
-    /// packing every cached key would cost more than it saves: the keys before the
-    /// block, then its own diagonal square in strips of `diagonalStrip` rows, each up to
-    /// its last row.
+    /// The scores of fewer than `KeyPanels.minimumQueries` queries (a generation step) by
+    /// sgemm on the keys as they are, where packing every cached key would cost more than
+    /// it saves: the keys before the queries, then their own small square.
     static func scoresBySgemm(q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, into scores: UnsafeMutablePointer<Float>,
                               rows: Int, past p: Int, shape s: LayerShape) {
         let keys = p + rows
@@ -340,13 +339,9 @@ public enum DecoderLayer {
             BLAS.matmulTransposed(q, k, scores, m: rows, n: p, k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys,
                                   alpha: s.attentionScale)
         }
-        for a in stride(from: 0, to: rows, by: diagonalStrip) {
-            let strip = min(diagonalStrip, rows - a)
-            BLAS.matmulTransposed(q + a * s.qWidth, k + p * s.kvWidth, scores + a * keys + p, m: strip, n: a + strip,
-                                  k: s.headDim, lda: s.qWidth, ldb: s.kvWidth, ldc: keys, alpha: s.attentionScale)
-        }
+        BLAS.matmulTransposed(q, k + p * s.kvWidth, scores + p, m: rows, n: rows, k: s.headDim, lda: s.qWidth,
+                              ldb: s.kvWidth, ldc: keys, alpha: s.attentionScale)
     }
-    static let diagonalStrip = 32
 }
 
 /// One sequence's keys per KV head in the panels `vm_attention_scores` reads (16 keys
