@@ -45,7 +45,7 @@ echo "| ratio (export / cp MB/s) | | $(awk "BEGIN{printf \"%.2f\", $cp_s/$export
 echo
 
 /usr/bin/time -v -o "$work/time.txt" "$CKPT_SURGEON" ppl "$gguf" --text "$wiki" --ctx 512 --windows "$PPL_CHUNKS" \
-    --protocol llama.cpp --json > "$work/ours.json"
+    --protocol llama.cpp --json --profile > "$work/ours.json" 2> "$work/ours.err"
 read -r ours_s ours_rss < <(measure)
 /usr/bin/time -v -o "$work/time.txt" "$bin/llama-perplexity" -m "$gguf" -f "$wiki" -c 512 -b 2048 \
     --chunks "$PPL_CHUNKS" -t "$threads" > "$work/llama.txt" 2>&1
@@ -68,3 +68,9 @@ print(f"| ckpt-surgeon ppl --protocol llama.cpp | {ours['perplexity']:.4f} | {ou
 print(f"| llama-perplexity (llama.cpp, CPU build) | {ppl:.4f} | {llama_tps:.0f} | {tokens / float(llama_s):.0f} | {llama_s} | {llama_rss} |")
 print(f"| ratio (ours / llama.cpp) | {ours['perplexity'] / ppl:.5f} | {ours_tps / llama_tps:.2f} | {float(llama_s) / float(ours_s):.2f} | | |")
 PY
+echo
+echo "Where our \`ppl\` spent its time in that run (\`--profile\`; the FLOPs are the layer forwards', not the head's):"
+echo
+echo '```'
+sed -n '/^phase /,/^FLOPs/p' "$work/ours.err"
+echo '```'

@@ -17,7 +17,11 @@ if [ ${#sections[@]} = 0 ]; then
     [ -n "${COMPARE:-}" ] && sections+=(compare)
 fi
 out=bench/RESULTS.md
-machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(auto)}, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
+# Virtual machines often name the CPU only "AMD EPYC": its family, model and widest vector
+# instructions tell the generations apart (Zen 1 and Zen 3 AVX2, Zen 4 AVX-512 differ 2×).
+cpu_field() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | xargs; }
+vectors=$(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || { grep -qw avx2 /proc/cpuinfo && echo AVX2 || echo "no AVX2"; })
+machine="$(cpu_field 'model name') (family $(cpu_field 'cpu family'), model $(cpu_field model), $vectors), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(auto)}, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
 for name in "${sections[@]}"; do
     echo "run-all: $name" >&2
     if [ -n "${BODY:-}" ]; then body="$(cat "$BODY")"; else body="$(bash "bench/$name.sh")"; fi

@@ -11,7 +11,7 @@ struct ComputeOptions: ParsableArguments {
           help: "Decode the next layer's weights on a background thread while the current layer computes (the results are identical either way).")
     var prefetch = true
 
-    @Flag(help: "Print on stderr, at the end, where the time went (decode, projections, attention, statistics, spill I/O, merges, refits, writing) and the FLOPs done.")
+    @Flag(help: "Print on stderr, at the end, where the time went (decode, projections, attention, statistics, the output head, spill I/O, merges, refits, writing) and the FLOPs done.")
     var profile = false
 
     func validate() throws {

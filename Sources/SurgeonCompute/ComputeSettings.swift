@@ -58,6 +58,8 @@ public enum Profile {
         case refit
         /// Writing the output model.
         case write
+        /// The output head: final norm, logits and their log-sum-exp (ppl, eval, generate).
+        case head
 
         public var label: String {
             switch self {
@@ -71,6 +73,7 @@ public enum Profile {
             case .merge: "merges"
             case .refit: "refits (solves)"
             case .write: "writing the output"
+            case .head: "output head (logits)"
             }
         }
     }
@@ -123,8 +126,8 @@ public enum Profile {
         line("  norms, RoPE, activations", t[.forward] - t[.projections] - t[.attention] - t[.statistics])
         line(Phase.decode.label + (ComputeSettings.prefetch ? " (background)" : ""), t[.decode])
         line(Phase.decodeWait.label, t[.decodeWait])
-        for phase in [Phase.spill, .merge, .refit, .write] { line(phase.label, t[phase]) }
-        let accounted = t[.forward] + t[.spill] + t[.merge] + t[.refit] + t[.write]
+        for phase in [Phase.head, .spill, .merge, .refit, .write] { line(phase.label, t[phase]) }
+        let accounted = t[.forward] + t[.head] + t[.spill] + t[.merge] + t[.refit] + t[.write]
             + (ComputeSettings.prefetch ? t[.decodeWait] : t[.decode])
         line("everything else", wall - accounted)
         line("wall", wall)

@@ -73,6 +73,8 @@ public struct LanguageModelHead: Sendable {
     /// Only scored rows go through the head: llama.cpp's protocol scores half of each
     /// window, and the head is a fifth of a small model's FLOPs.
     public func negativeLogLikelihood(_ x: UnsafePointer<Float>, rows: Int, targets: [Int]) -> [Double] {
+        let started = Profile.now()
+        defer { Profile.add(.head, since: started) }
         let scored = targets.indices.filter { targets[$0] >= 0 }
         var nll = [Double](repeating: 0, count: rows)
         guard !scored.isEmpty else { return nll }
@@ -113,6 +115,8 @@ public struct LanguageModelHead: Sendable {
 
     /// Full logits [rows × vocabulary] of `x` (the last layer's output).
     public func logits(_ x: UnsafePointer<Float>, rows: Int) -> [Float] {
+        let started = Profile.now()
+        defer { Profile.add(.head, since: started) }
         let normed = UnsafeMutablePointer<Float>.allocate(capacity: rows * hidden)
         defer { normed.deallocate() }
         normalize(x, into: normed, rows: rows)

@@ -84,10 +84,12 @@ BUILDS = {"avx512f": ({"avx512f"}, '__attribute__((target("avx512f")))', 2),
           "avx2": ({"avx2", "fma"}, '__attribute__((target("avx2")))', 1),
           "baseline": (set(), "", 0)}
 # (rows, before, depth, width, ldq, ldk): one query and long prefixes, blocks that fill no
-# register tile, head_dim 64, 96 and 80, one with a tail past the last 16 columns (72).
+# register tile, head_dim 64, 96 and 80, one with a tail past the last 16 columns (72), and
+# rows whose keys end on, or run across, the P·V kernel's 256-key chunks.
 ATTENTION_CASES = [(1, 0, 64, 64, 64, 64), (1, 300, 64, 64, 576, 192), (5, 0, 64, 64, 64, 64),
                    (37, 45, 64, 64, 576, 192), (128, 300, 64, 64, 576, 192), (13, 7, 96, 96, 96, 96),
-                   (9, 3, 80, 80, 160, 80), (7, 2, 72, 72, 72, 72)]
+                   (9, 3, 80, 80, 160, 80), (7, 2, 72, 72, 72, 72), (20, 250, 72, 72, 72, 72),
+                   (6, 506, 64, 64, 576, 192)]
 
 
 def cpu_flags():

@@ -15,7 +15,7 @@ void vm_attention_scores(const float *q, long ldq, const float *panels, float *o
 
 /// out[i·ldo + c] = Σ_j p[i·ldp + j] · v[j·ldv + c] for rows i < rows, columns c < width,
 /// over keys j ≤ before + i (and a few past it, which p must hold as 0, as far as
-/// before + rows).
+/// before + rows). `out` holds running sums along the way, so it must not overlap p or v.
 void vm_attention_values(const float *p, long ldp, const float *v, long ldv, float *out, long ldo,
                          long rows, long before, long width);
 
