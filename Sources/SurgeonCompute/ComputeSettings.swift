@@ -126,8 +126,9 @@ public enum Profile {
         line("  norms, RoPE, activations", t[.forward] - t[.projections] - t[.attention] - t[.statistics])
         line(Phase.decode.label + (ComputeSettings.prefetch ? " (background)" : ""), t[.decode])
         line(Phase.decodeWait.label, t[.decodeWait])
-        for phase in [Phase.head, .spill, .merge, .refit, .write] { line(phase.label, t[phase]) }
-        let accounted = t[.forward] + t[.head] + t[.spill] + t[.merge] + t[.refit] + t[.write]
+        let outsideForwards: [Phase] = [.head, .spill, .merge, .refit, .write]
+        for phase in outsideForwards { line(phase.label, t[phase]) }
+        let accounted = outsideForwards.reduce(t[.forward]) { $0 + t[$1] }
             + (ComputeSettings.prefetch ? t[.decodeWait] : t[.decode])
         line("everything else", wall - accounted)
         line("wall", wall)
